@@ -1,0 +1,514 @@
+//! The configuration file: its shape, its defaults and its validation.
+//!
+//! Parsing reports the file, line, column and key of the first problem (serde_yaml carries the
+//! location; every value type parses inside deserialization so its errors carry it too).
+//! Unknown keys are errors everywhere.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use obs_core::units::{ByteSize, DiskBudget, PromDuration};
+use obs_core::wal::FsyncPolicy;
+use serde::Deserialize;
+
+/// The embedded default configuration, printed by `obs-appliance config default`.
+pub(crate) const DEFAULT_CONFIG_YAML: &str = include_str!("../default-config.yaml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Listeners.
+    #[serde(default)]
+    pub(crate) server: ServerConfig,
+    /// Data directory, retention, disk budget, write-ahead log.
+    #[serde(default)]
+    pub(crate) storage: StorageConfig,
+    /// Request size limits.
+    #[serde(default)]
+    pub(crate) limits: LimitsConfig,
+    /// Logging.
+    #[serde(default)]
+    pub(crate) log: LogConfig,
+}
+
+/// `server:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerConfig {
+    /// The main address; every API is served here.
+    #[serde(default = "default_listen")]
+    pub(crate) listen: SocketAddr,
+    /// More addresses serving the same APIs.
+    #[serde(default)]
+    pub(crate) extra_listeners: Vec<ListenerConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: default_listen(),
+            extra_listeners: Vec::new(),
+        }
+    }
+}
+
+/// One entry of `server.extra_listeners`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenerConfig {
+    /// The address.
+    pub(crate) listen: SocketAddr,
+}
+
+/// `storage:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StorageConfig {
+    /// The data directory.
+    #[serde(default = "default_data_path")]
+    pub(crate) path: PathBuf,
+    /// Retention per signal.
+    #[serde(default)]
+    pub(crate) retention: RetentionConfig,
+    /// The most the data directory may use.
+    #[serde(default = "default_disk_budget")]
+    pub(crate) disk_budget: DiskBudget,
+    /// Free space always left on the filesystem.
+    #[serde(default = "default_min_free_disk")]
+    pub(crate) min_free_disk: ByteSize,
+    /// The write-ahead log.
+    #[serde(default)]
+    pub(crate) wal: WalConfig,
+}
+
+fn default_data_path() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+fn default_disk_budget() -> DiskBudget {
+    DiskBudget::PercentOfFilesystem(80.0)
+}
+
+fn default_min_free_disk() -> ByteSize {
+    ByteSize::gib(1)
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            path: default_data_path(),
+            retention: RetentionConfig::default(),
+            disk_budget: default_disk_budget(),
+            min_free_disk: default_min_free_disk(),
+            wal: WalConfig::default(),
+        }
+    }
+}
+
+/// `storage.retention:`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionConfig {
+    /// Metrics retention (default 15d).
+    #[serde(default = "default_metrics_retention")]
+    pub(crate) metrics: PromDuration,
+    /// Logs retention (default 14d).
+    #[serde(default = "default_logs_retention")]
+    pub(crate) logs: PromDuration,
+    /// Traces retention (default 7d).
+    #[serde(default = "default_traces_retention")]
+    pub(crate) traces: PromDuration,
+}
+
+fn default_metrics_retention() -> PromDuration {
+    PromDuration::from_days(15)
+}
+
+fn default_logs_retention() -> PromDuration {
+    PromDuration::from_days(14)
+}
+
+fn default_traces_retention() -> PromDuration {
+    PromDuration::from_days(7)
+}
+
+impl Default for RetentionConfig {
+    fn default() -> RetentionConfig {
+        RetentionConfig {
+            metrics: default_metrics_retention(),
+            logs: default_logs_retention(),
+            traces: default_traces_retention(),
+        }
+    }
+}
+
+/// `storage.wal:`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WalConfig {
+    /// `always` or a duration.
+    #[serde(default)]
+    pub(crate) fsync: FsyncSetting,
+    /// Segment size.
+    #[serde(default = "default_segment_size")]
+    pub(crate) segment_size: ByteSize,
+}
+
+fn default_segment_size() -> ByteSize {
+    ByteSize::mib(64)
+}
+
+impl Default for WalConfig {
+    fn default() -> WalConfig {
+        WalConfig {
+            fsync: FsyncSetting::default(),
+            segment_size: default_segment_size(),
+        }
+    }
+}
+
+/// `storage.wal.fsync`: `always` or an interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FsyncSetting(pub FsyncPolicy);
+
+impl Default for FsyncSetting {
+    fn default() -> FsyncSetting {
+        FsyncSetting(FsyncPolicy::Always)
+    }
+}
+
+impl FromStr for FsyncSetting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<FsyncSetting, String> {
+        if text == "always" {
+            return Ok(FsyncSetting(FsyncPolicy::Always));
+        }
+        let interval: PromDuration = text.parse().map_err(|_| {
+            format!("{text:?} is not a valid fsync policy: use always or a duration such as 1s")
+        })?;
+        if interval.as_std().is_zero() {
+            return Ok(FsyncSetting(FsyncPolicy::Always));
+        }
+        Ok(FsyncSetting(FsyncPolicy::Interval(interval.as_std())))
+    }
+}
+
+impl<'de> Deserialize<'de> for FsyncSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FsyncSetting, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `limits:`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsConfig {
+    /// The largest request body, as sent.
+    #[serde(default = "default_max_request_body")]
+    pub(crate) max_request_body: ByteSize,
+    /// The largest body after decompression.
+    #[serde(default = "default_max_decompressed_body")]
+    pub(crate) max_decompressed_body: ByteSize,
+}
+
+fn default_max_request_body() -> ByteSize {
+    ByteSize::mib(32)
+}
+
+fn default_max_decompressed_body() -> ByteSize {
+    ByteSize::mib(64)
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_request_body: default_max_request_body(),
+            max_decompressed_body: default_max_decompressed_body(),
+        }
+    }
+}
+
+/// `log:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `info,obs_core=debug`.
+    #[serde(default = "default_log_level")]
+    pub(crate) level: String,
+    /// Output format.
+    #[serde(default)]
+    pub(crate) format: LogFormat,
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            level: default_log_level(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines with `key=value` fields.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why a configuration was refused. The message names the file, the line and the key.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML for this schema.
+    #[error("config file {origin}: {message}")]
+    Parse {
+        /// The file, or "embedded default".
+        origin: String,
+        /// What serde_yaml said, with key path, line and column.
+        message: String,
+    },
+    /// Values parse but do not make sense together.
+    #[error("config file {origin}: {key}: {message}")]
+    Invalid {
+        /// The file, or "embedded default".
+        origin: String,
+        /// The key, as a dotted path.
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// The embedded default configuration.
+    pub(crate) fn embedded_default() -> Result<Config, ConfigError> {
+        Config::parse(DEFAULT_CONFIG_YAML, "(embedded default)")
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let only_comments = text
+            .lines()
+            .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'));
+        let config = if only_comments {
+            Config::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|err| ConfigError::Parse {
+                origin: origin.to_owned(),
+                message: err.to_string(),
+            })?
+        };
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            message,
+        };
+        for (index, extra) in self.server.extra_listeners.iter().enumerate() {
+            if extra.listen == self.server.listen {
+                return Err(invalid(
+                    format!("server.extra_listeners[{index}].listen"),
+                    format!("{} is already server.listen; remove the duplicate", extra.listen),
+                ));
+            }
+            if let Some(earlier) = self.server.extra_listeners[..index]
+                .iter()
+                .position(|other| other.listen == extra.listen)
+            {
+                return Err(invalid(
+                    format!("server.extra_listeners[{index}].listen"),
+                    format!(
+                        "{} is already server.extra_listeners[{earlier}]; remove the duplicate",
+                        extra.listen
+                    ),
+                ));
+            }
+        }
+        for (key, retention) in [
+            ("storage.retention.metrics", self.storage.retention.metrics),
+            ("storage.retention.logs", self.storage.retention.logs),
+            ("storage.retention.traces", self.storage.retention.traces),
+        ] {
+            if retention.as_std() < Duration::from_secs(3600) {
+                return Err(invalid(
+                    key.to_owned(),
+                    format!("retention {retention} is too short; use at least 1h"),
+                ));
+            }
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return Err(invalid("storage.path".to_owned(), "must not be empty".to_owned()));
+        }
+        if self.storage.wal.segment_size < ByteSize::mib(1) {
+            return Err(invalid(
+                "storage.wal.segment_size".to_owned(),
+                format!(
+                    "{} is too small; use at least 1MiB",
+                    self.storage.wal.segment_size
+                ),
+            ));
+        }
+        if self.limits.max_request_body.bytes() == 0 {
+            return Err(invalid(
+                "limits.max_request_body".to_owned(),
+                "must be more than 0".to_owned(),
+            ));
+        }
+        if self.limits.max_decompressed_body < self.limits.max_request_body {
+            return Err(invalid(
+                "limits.max_decompressed_body".to_owned(),
+                format!(
+                    "{} is smaller than limits.max_request_body ({}); raise it",
+                    self.limits.max_decompressed_body, self.limits.max_request_body
+                ),
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level".to_owned(),
+                format!(
+                    "{:?} is not a log level; use error, warn, info, debug or trace",
+                    self.log.level
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The retention of a signal.
+    pub(crate) fn retention(&self, signal: obs_core::Signal) -> Duration {
+        let retention = &self.storage.retention;
+        match signal {
+            obs_core::Signal::Metrics => retention.metrics.as_std(),
+            obs_core::Signal::Logs => retention.logs.as_std(),
+            obs_core::Signal::Traces => retention.traces.as_std(),
+        }
+    }
+
+    /// Every address to listen on, with the key that configures it (for error messages).
+    pub(crate) fn listen_addresses(&self) -> Vec<(String, SocketAddr)> {
+        let mut addresses = vec![("server.listen".to_owned(), self.server.listen)];
+        for (index, extra) in self.server.extra_listeners.iter().enumerate() {
+            addresses.push((format!("server.extra_listeners[{index}].listen"), extra.listen));
+        }
+        addresses
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_parses_and_matches_the_documented_defaults() {
+        let config = Config::embedded_default().unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:9090".parse().unwrap());
+        let extra: Vec<String> = config
+            .server
+            .extra_listeners
+            .iter()
+            .map(|l| l.listen.to_string())
+            .collect();
+        assert_eq!(extra, ["127.0.0.1:4317", "127.0.0.1:4318"]);
+        // Apart from the extra listeners, the file says exactly what the code defaults are.
+        let mut without_extras = config.clone();
+        without_extras.server.extra_listeners.clear();
+        assert_eq!(without_extras, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let err = Config::parse("server:\n  listen: 127.0.0.1:9090\n  lisen: 1\n", "a.yaml").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("a.yaml"), "{message}");
+        assert!(message.contains("lisen"), "{message}");
+        assert!(message.contains("line 3"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_line() {
+        let err = Config::parse("storage:\n  retention:\n    metrics: 15 days\n", "b.yaml").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("storage.retention.metrics"), "{message}");
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("not a valid duration"), "{message}");
+
+        let err = Config::parse("storage:\n  wal:\n    fsync: sometimes\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("storage.wal.fsync"), "{err}");
+
+        let err = Config::parse("server:\n  listen: localhost\n", "d.yaml").unwrap_err();
+        assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let err = Config::parse(
+            "server:\n  listen: 127.0.0.1:9090\n  extra_listeners:\n    - listen: 127.0.0.1:9090\n",
+            "e.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("server.extra_listeners[0].listen"),
+            "{err}"
+        );
+        let err = Config::parse("storage:\n  retention:\n    traces: 1m\n", "f.yaml").unwrap_err();
+        assert!(err.to_string().contains("storage.retention.traces"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_file_means_defaults_and_values_parse() {
+        assert_eq!(
+            Config::parse("# nothing\n\n", "g.yaml").unwrap(),
+            Config::default()
+        );
+        let config = Config::parse(
+            "storage:\n  disk_budget: 200GiB\n  wal:\n    fsync: 1s\nlog:\n  format: json\n",
+            "h.yaml",
+        )
+        .unwrap();
+        assert_eq!(config.storage.disk_budget, DiskBudget::Size(ByteSize::gib(200)));
+        assert_eq!(
+            config.storage.wal.fsync.0,
+            FsyncPolicy::Interval(Duration::from_secs(1))
+        );
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+}

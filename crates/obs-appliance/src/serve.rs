@@ -1,0 +1,281 @@
+//! `obs-appliance serve`: start-up, steady state and graceful shutdown.
+//!
+//! Start-up order matters for the operator: everything that can be wrong with the machine
+//! (data directory unusable or already in use, a port taken) is found before any data is
+//! touched, and reported with exit code 2. Then listeners serve at once (`/-/healthy` answers,
+//! `/-/ready` says 503) while the write-ahead logs replay; `/-/ready` turns 200 when they are
+//! done.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use obs_core::Signal;
+use obs_core::limits::Limits;
+use obs_core::partition::{DataLayout, DayPartitionDir, PartitionSet, RetentionManager, RetentionPolicy};
+use obs_core::time::TimestampMs;
+use obs_core::wal::{Wal, WalOptions};
+use obs_server::listener::{self, BoundListener};
+use obs_server::{AppState, BuildInfo};
+use tokio_util::sync::CancellationToken;
+
+use crate::EXIT_MISCONFIGURED;
+use crate::config::Config;
+
+/// How often retention runs.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
+/// How long in-flight requests get to finish after a stop signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// A start-up failure, with what to fix.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(
+        "cannot use data directory {path} (storage.path or --data-dir): {reason}; make it a writable directory or choose another"
+    )]
+    DataDir { path: PathBuf, reason: String },
+    #[error(
+        "data directory {path} is in use by another obs-appliance process; stop it or choose another directory with --data-dir"
+    )]
+    DataDirLocked { path: PathBuf },
+    #[error("cannot listen on {addr} ({key}): {source}; stop whatever uses it or change {key}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        key: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the appliance until SIGTERM or SIGINT.
+pub(crate) fn run(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("obs-worker")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = Instant::now();
+    let prepared = match prepare(&config) {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start");
+            eprintln!("error: {err}");
+            return ExitCode::from(EXIT_MISCONFIGURED);
+        }
+    };
+    let code = runtime.block_on(serve(config, prepared, started));
+    // Do not wait for blocking tasks that may still sleep on a timer.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+/// What start-up checked and holds before serving.
+struct Prepared {
+    layout: DataLayout,
+    listeners: Vec<BoundListener>,
+    /// Held for the life of the process: the exclusive lock on the data directory.
+    _lock: File,
+}
+
+fn prepare(config: &Config) -> Result<Prepared, StartError> {
+    let path = config.storage.path.clone();
+    let data_dir_error = |reason: String| StartError::DataDir {
+        path: path.clone(),
+        reason,
+    };
+    std::fs::create_dir_all(&path).map_err(|err| data_dir_error(err.to_string()))?;
+    probe_writable(&path).map_err(|err| data_dir_error(err.to_string()))?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join("LOCK"))
+        .map_err(|err| data_dir_error(err.to_string()))?;
+    if lock.try_lock().is_err() {
+        return Err(StartError::DataDirLocked { path });
+    }
+    let layout = DataLayout::new(path);
+
+    let mut listeners = Vec::new();
+    for (key, addr) in config.listen_addresses() {
+        let bound = listener::bind(addr).map_err(|source| StartError::Bind { addr, key, source })?;
+        listeners.push(bound);
+    }
+    Ok(Prepared {
+        layout,
+        listeners,
+        _lock: lock,
+    })
+}
+
+/// Creates, syncs and removes a file: proves the directory is writable by this process.
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"probe")?;
+    File::open(&probe)?.sync_all()?;
+    std::fs::remove_file(&probe)
+}
+
+async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode {
+    let limits = Limits {
+        max_request_body_bytes: config.limits.max_request_body.as_usize(),
+        max_decompressed_bytes: config.limits.max_decompressed_body.as_usize(),
+    };
+    let state = AppState::new(BuildInfo::current(), limits);
+    let mux = obs_server::router(state.clone());
+    for bound in &prepared.listeners {
+        tracing::info!(addr = %bound.local_addr(), "listening");
+    }
+    let shutdown = CancellationToken::new();
+    let mut server = tokio::spawn(listener::serve(prepared.listeners, mux, shutdown.clone()));
+
+    let layout = prepared.layout.clone();
+    let wal_config = config.storage.wal;
+    let opened = tokio::task::spawn_blocking(move || {
+        open_wals(&layout, wal_config.segment_size.bytes(), wal_config.fsync.0)
+    });
+    let wals = match opened.await {
+        Ok(Ok(wals)) => wals,
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "cannot open the write-ahead logs");
+            shutdown.cancel();
+            return ExitCode::FAILURE;
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "write-ahead log replay panicked");
+            shutdown.cancel();
+            return ExitCode::FAILURE;
+        }
+    };
+    state.set_ready(true);
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
+
+    let retention = Arc::new(retention_manager(&config, &prepared.layout));
+    let retention_task = tokio::spawn(run_retention(Arc::clone(&retention), shutdown.clone()));
+
+    let exit = tokio::select! {
+        signal = stop_signal() => {
+            tracing::info!(signal, "shutting down");
+            ExitCode::SUCCESS
+        }
+        result = &mut server => {
+            tracing::error!(result = ?result, "listeners stopped unexpectedly");
+            ExitCode::FAILURE
+        }
+    };
+    state.set_ready(false);
+    shutdown.cancel();
+    if tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await.is_err() {
+        tracing::warn!(
+            timeout_secs = DRAIN_TIMEOUT.as_secs(),
+            "requests still in flight at shutdown were cut off"
+        );
+    }
+    retention_task.abort();
+    let _ = tokio::task::spawn_blocking(move || {
+        for (signal, wal) in &wals {
+            wal.close();
+            tracing::info!(signal = %signal, "write-ahead log closed");
+        }
+    })
+    .await;
+    tracing::info!("stopped");
+    exit
+}
+
+fn open_wals(
+    layout: &DataLayout,
+    segment_size_bytes: u64,
+    fsync: obs_core::wal::FsyncPolicy,
+) -> Result<BTreeMap<Signal, Wal>, obs_core::wal::WalError> {
+    let mut wals = BTreeMap::new();
+    for signal in Signal::ALL {
+        let options = WalOptions {
+            fsync,
+            segment_size_bytes,
+            ..WalOptions::named(signal.as_str())
+        };
+        let started = Instant::now();
+        // No store consumes records yet; replay still verifies and repairs every segment.
+        let (wal, report) = Wal::open(&layout.wal_dir(signal), options, |_, _| Ok(()))?;
+        tracing::info!(
+            signal = %signal,
+            segments = report.segments,
+            records = report.records,
+            bytes = report.payload_bytes,
+            corruptions = report.corruptions.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "write-ahead log replayed"
+        );
+        wals.insert(signal, wal);
+    }
+    Ok(wals)
+}
+
+fn retention_manager(config: &Config, layout: &DataLayout) -> RetentionManager {
+    let sets: Vec<Arc<dyn PartitionSet>> = Signal::ALL
+        .iter()
+        .map(|&signal| {
+            Arc::new(DayPartitionDir::new(signal, layout.signal_dir(signal))) as Arc<dyn PartitionSet>
+        })
+        .collect();
+    let retention = Signal::ALL
+        .iter()
+        .map(|&signal| (signal, config.retention(signal)))
+        .collect();
+    RetentionManager::new(
+        layout.clone(),
+        sets,
+        RetentionPolicy {
+            retention,
+            disk_budget: config.storage.disk_budget,
+            min_free_bytes: config.storage.min_free_disk.bytes(),
+        },
+    )
+}
+
+async fn run_retention(manager: Arc<RetentionManager>, shutdown: CancellationToken) {
+    loop {
+        let pass = Arc::clone(&manager);
+        match tokio::task::spawn_blocking(move || pass.run_once(TimestampMs::now())).await {
+            Ok(Ok(report)) => {
+                if !report.dropped.is_empty() {
+                    tracing::info!(
+                        dropped = report.dropped.len(),
+                        used_bytes = report.used_bytes,
+                        "retention pass done"
+                    );
+                }
+            }
+            Ok(Err(err)) => tracing::warn!(error = %err, "retention pass failed"),
+            Err(err) => tracing::error!(error = %err, "retention pass panicked"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETENTION_INTERVAL) => {}
+        }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    }
+}

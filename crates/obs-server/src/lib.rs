@@ -1,0 +1,142 @@
+//! The HTTP and gRPC front of obs-appliance.
+//!
+//! One [`Mux`] serves every API family on every listener: requests whose `content-type` is
+//! `application/grpc` go to the gRPC services (tonic; OTLP and the standard gRPC health
+//! service), everything else to the HTTP routers (axum): the operational endpoints
+//! (`/-/healthy`, `/-/ready`, `/metrics`) and one module per compatible external API
+//! (`prometheus_api`, later `loki_api`, `tempo_api`, `alertmanager_api`, `otlp_api`). Their
+//! paths do not collide, so a single port is enough; the classic ports are extra listeners
+//! serving the same [`Mux`].
+//!
+//! This crate is the only one that knows HTTP status codes, gRPC codes and the JSON shapes of
+//! the upstream APIs. Errors from the stores arrive as [`obs_core::error::ErrorKind`]s and are
+//! mapped to each family's wire format in one place, [`error::ApiError`].
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use obs_server::{AppState, BuildInfo, listener, router};
+//! let state = AppState::new(BuildInfo::current(), obs_core::limits::Limits::default());
+//! let mux = router(state.clone());
+//! let bound = listener::bind("127.0.0.1:9090".parse().unwrap())?;
+//! state.set_ready(true);
+//! listener::serve(vec![bound], mux, tokio_util::sync::CancellationToken::new()).await
+//! # }
+//! ```
+
+pub mod error;
+mod http_metrics;
+pub mod listener;
+mod mux;
+mod ops;
+pub mod prometheus_api;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use obs_core::limits::Limits;
+
+pub use mux::Mux;
+
+/// What `/api/v1/status/buildinfo` and `obs_build_info` report.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    /// The appliance's own version.
+    pub version: &'static str,
+    /// The Prometheus version whose API and PromQL semantics the appliance follows. Grafana
+    /// reads it to decide which API features to use.
+    pub prometheus_compatible_version: &'static str,
+}
+
+impl BuildInfo {
+    /// The build of this binary.
+    pub fn current() -> BuildInfo {
+        BuildInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            prometheus_compatible_version: "2.42.0",
+        }
+    }
+}
+
+/// State shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+#[derive(Debug)]
+struct StateInner {
+    ready: AtomicBool,
+    build: BuildInfo,
+    limits: Limits,
+    health: tonic_health::server::HealthReporter,
+    /// The gRPC services: the standard health service now, OTLP collectors as signals land.
+    grpc_routes: tonic::service::Routes,
+}
+
+impl AppState {
+    /// New state; not ready until [`AppState::set_ready`].
+    pub fn new(build: BuildInfo, limits: Limits) -> AppState {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        AppState {
+            inner: Arc::new(StateInner {
+                ready: AtomicBool::new(false),
+                build,
+                limits,
+                health,
+                grpc_routes: tonic::service::Routes::new(health_service),
+            }),
+        }
+    }
+
+    /// Whether startup (write-ahead log replay) has finished.
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::SeqCst)
+    }
+
+    /// Marks the appliance ready (or not) on `/-/ready` and on the gRPC health service.
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::SeqCst);
+        let status = if ready {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        let health = self.inner.health.clone();
+        // The reporter only updates a watch channel; no I/O happens here.
+        let update = async move { health.set_service_status("", status).await };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(update);
+        }
+    }
+
+    /// The build being served.
+    pub fn build(&self) -> &BuildInfo {
+        &self.inner.build
+    }
+
+    /// Request limits.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+}
+
+/// Builds the [`Mux`] serving every API family.
+pub fn router(state: AppState) -> Mux {
+    let http = ops::routes()
+        .merge(prometheus_api::routes())
+        .fallback(ops::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.limits().max_request_body_bytes,
+        ))
+        .layer(axum::middleware::from_fn(http_metrics::track))
+        .with_state(state.clone());
+
+    let grpc = state
+        .inner
+        .grpc_routes
+        .clone()
+        .into_axum_router()
+        .layer(axum::middleware::from_fn(http_metrics::track));
+    http_metrics::register_build_info(state.build());
+    Mux::new(http, grpc)
+}

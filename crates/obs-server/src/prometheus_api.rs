@@ -1,0 +1,57 @@
+//! The Prometheus HTTP API (`/api/v1/...`), as Grafana's Prometheus datasource uses it.
+//!
+//! Responses use Prometheus' envelope: `{"status":"success","data":…}` or, through
+//! [`crate::error::ApiError`] with [`crate::error::ApiFamily::Prometheus`],
+//! `{"status":"error","errorType":…,"error":…}`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/status/buildinfo", get(buildinfo))
+}
+
+/// `{"status":"success","data":data}`.
+pub fn success<T: Serialize>(data: T) -> Response {
+    #[derive(Serialize)]
+    struct Envelope<T> {
+        status: &'static str,
+        data: T,
+    }
+    axum::Json(Envelope {
+        status: "success",
+        data,
+    })
+    .into_response()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BuildInfoData {
+    version: &'static str,
+    revision: String,
+    branch: &'static str,
+    build_user: &'static str,
+    build_date: &'static str,
+    go_version: &'static str,
+}
+
+/// Prometheus' build information. `version` is the Prometheus version whose API the appliance
+/// follows (Grafana gates features on it); `revision` names the appliance and its own version.
+/// No `features` map: Grafana reads its absence as "Prometheus", not Mimir.
+async fn buildinfo(State(state): State<AppState>) -> Response {
+    let build = state.build();
+    success(BuildInfoData {
+        version: build.prometheus_compatible_version,
+        revision: format!("obs-appliance-{}", build.version),
+        branch: "obs-appliance",
+        build_user: "obs-appliance",
+        build_date: "",
+        go_version: "none (rust)",
+    })
+}
