@@ -203,8 +203,7 @@ impl FromStr for FsyncSetting {
 
 impl<'de> Deserialize<'de> for FsyncSetting {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FsyncSetting, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        obs_core::units::deserialize_from_str(deserializer)
     }
 }
 

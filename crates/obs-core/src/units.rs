@@ -300,6 +300,17 @@ where
     }
 }
 
+/// Deserializes a `FromStr` type from a string or a number, so that its parse errors carry
+/// the deserializer's location (serde_yaml: key path, line and column).
+pub fn deserialize_from_str<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    deserializer.deserialize_any(FromStrVisitor(std::marker::PhantomData, "a string"))
+}
+
 macro_rules! deserialize_from_str {
     ($type:ty, $expecting:literal) => {
         impl<'de> serde::Deserialize<'de> for $type {
