@@ -324,6 +324,12 @@ impl Wal {
     ) -> Result<(Wal, ReplayReport), WalError> {
         fs::create_dir_all(dir).map_err(|err| WalError::io("create directory", dir, err))?;
         let metrics = self_metrics();
+        // Every series of this log exists from the start, at zero, so rates and alerts work.
+        metrics.appends.with_label_values(&[&options.name]);
+        metrics.bytes.with_label_values(&[&options.name]);
+        metrics.fsyncs.with_label_values(&[&options.name]);
+        metrics.fsync_seconds.with_label_values(&[&options.name]);
+        metrics.corruptions.with_label_values(&[&options.name]);
         let mut report = ReplayReport::default();
         let mut segments = list_segments(dir)?;
         let mut next_lsn: Lsn = 1;

@@ -1,0 +1,171 @@
+//! Starting the real binary and talking to it over loopback.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_obs-appliance");
+
+/// A running appliance; killed when dropped.
+pub struct Appliance {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub started: Instant,
+}
+
+impl Appliance {
+    /// Starts `serve --listen 127.0.0.1:0 --data-dir DATA` plus `extra` arguments and waits
+    /// until it logs its address.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Appliance {
+        let started = Instant::now();
+        let mut child = Command::new(BINARY)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = log.lock().unwrap().iter().find_map(|line| listening_addr(line));
+            if let Some(addr) = found {
+                return Appliance {
+                    child,
+                    addr,
+                    log,
+                    started,
+                };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "appliance exited with {status} before listening:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "appliance did not start:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in a "listening" log line, text (`listening addr=…`) or JSON.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    if let Some(rest) = line.split("listening addr=").nth(1) {
+        return rest.split_whitespace().next()?.parse().ok();
+    }
+    if line.contains("\"message\":\"listening\"") {
+        let rest = line.split("\"addr\":\"").nth(1)?;
+        return rest.split('"').next()?.parse().ok();
+    }
+    None
+}
+
+/// An HTTP/1.1 client that returns 4xx/5xx responses instead of errors.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    )
+}
+
+/// GET `url`: status, content type and body.
+pub fn get(url: &str) -> (u16, String, String) {
+    let mut response = http().get(url).call().unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.body_mut().read_to_string().unwrap();
+    (status, content_type, body)
+}
+
+/// Runs the binary to completion with a timeout: exit code, stdout, stderr.
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A tool the tests need from the system. In CI a missing tool fails the test; elsewhere the
+/// test is skipped, loudly.
+pub fn required_tool(name: &str, install_hint: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{name} is required in CI but missing: {install_hint}");
+        }
+        eprintln!("SKIPPED: {name} is not installed ({install_hint}); this check did not run");
+    }
+    found
+}
