@@ -140,3 +140,59 @@ pub fn router(state: AppState) -> Mux {
     http_metrics::register_build_info(state.build());
     Mux::new(http, grpc)
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+        let response = router(state.clone())
+            .into_router()
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, headers, body)
+    }
+
+    fn get(path: &str) -> Request<Body> {
+        Request::get(path).body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_until_startup_finishes() {
+        let state = AppState::new(BuildInfo::current(), Limits::default());
+        let (status, headers, _) = call(&state, get("/-/ready")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[http::header::RETRY_AFTER], "1");
+        // Liveness does not depend on readiness.
+        let (status, _, _) = call(&state, get("/-/healthy")).await;
+        assert_eq!(status, StatusCode::OK);
+        state.set_ready(true);
+        let (status, _, body) = call(&state, get("/-/ready")).await;
+        assert_eq!(
+            (status, body.as_slice()),
+            (StatusCode::OK, &b"obs-appliance is Ready.\n"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn grpc_content_type_routes_to_grpc_even_on_http_paths() {
+        let state = AppState::new(BuildInfo::current(), Limits::default());
+        let request = Request::post("/-/healthy")
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, _) = call(&state, request).await;
+        // tonic answers unknown methods with UNIMPLEMENTED in a trailers-only response.
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["grpc-status"], "12");
+    }
+}
