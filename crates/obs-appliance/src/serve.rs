@@ -129,7 +129,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         max_request_body_bytes: config.limits.max_request_body.as_usize(),
         max_decompressed_bytes: config.limits.max_decompressed_body.as_usize(),
     };
-    let state = AppState::new(BuildInfo::current(), limits);
+    let state = AppState::new(BuildInfo::current(), limits).await;
     let mux = obs_server::router(state.clone());
     for bound in &prepared.listeners {
         tracing::info!(addr = %bound.local_addr(), "listening");
@@ -155,7 +155,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
-    state.set_ready(true);
+    state.set_ready(true).await;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
 
     let retention = Arc::new(retention_manager(&config, &prepared.layout));
@@ -171,7 +171,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
             ExitCode::FAILURE
         }
     };
-    state.set_ready(false);
+    state.set_ready(false).await;
     shutdown.cancel();
     if tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await.is_err() {
         tracing::warn!(

@@ -103,6 +103,16 @@ pub enum WalError {
         /// The limit.
         max: usize,
     },
+    /// A segment was written by a newer version of the appliance; opening it could destroy it.
+    #[error(
+        "wal segment {path} has format version {version}, newer than this binary's {SEGMENT_VERSION}; run the newer version or restore a backup"
+    )]
+    NewerVersion {
+        /// The segment.
+        path: PathBuf,
+        /// Its format version.
+        version: u16,
+    },
     /// The replay callback refused a record.
     #[error("wal replay stopped at record {lsn}: {message}")]
     Replay {
@@ -128,7 +138,7 @@ impl Classify for WalError {
         match self {
             WalError::Io { .. } | WalError::Closed | WalError::Failed(_) => ErrorKind::Unavailable,
             WalError::RecordTooLarge { .. } => ErrorKind::TooLarge,
-            WalError::Replay { .. } => ErrorKind::Internal,
+            WalError::Replay { .. } | WalError::NewerVersion { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -683,17 +693,25 @@ impl SegmentWriter {
             }
             // After a failed fsync the page cache may have dropped the dirty pages: nothing
             // written since the last good fsync can be trusted, so stop here (PostgreSQL's
-            // "fsyncgate" lesson). A restart replays what really reached the disk.
-            Err(err) => Err(self.shared.fail(format!(
-                "fdatasync of {} failed: {err}",
-                self.current_path().display()
-            ))),
+            // "fsyncgate" lesson). A restart replays what really reached the disk. Retrying the
+            // fsync would only report success for pages that may be gone, so it is not retried.
+            Err(err) => {
+                self.unsynced = false;
+                Err(self.shared.fail(format!(
+                    "fdatasync of {} failed: {err}",
+                    self.current_path().display()
+                )))
+            }
         }
     }
 
     fn rotate(&mut self) -> Result<Lsn, WalError> {
         if let Some(failure) = self.shared.failure() {
             return Err(failure);
+        }
+        if self.segment_len == SEGMENT_HEADER_LEN as u64 {
+            // The current segment holds no record: it already starts at the next sequence number.
+            return Ok(self.next_lsn);
         }
         if self.unsynced {
             self.sync()?;
@@ -801,6 +819,17 @@ fn replay_segment(
     on_record: &mut impl FnMut(Lsn, &[u8]) -> Result<(), String>,
 ) -> Result<SegmentOutcome, WalError> {
     let bytes = fs::read(&segment.path).map_err(|err| WalError::io("read segment", &segment.path, err))?;
+    if let Some(version_bytes) = bytes.get(6..8)
+        && bytes.starts_with(SEGMENT_MAGIC)
+    {
+        let version = u16::from_le_bytes([version_bytes[0], version_bytes[1]]);
+        if version > SEGMENT_VERSION {
+            return Err(WalError::NewerVersion {
+                path: segment.path.clone(),
+                version,
+            });
+        }
+    }
     let corruption_at = |offset: usize, reason: CorruptionReason| Corruption {
         segment: segment.path.clone(),
         offset: offset as u64,

@@ -90,6 +90,35 @@ fn records_survive_reopen_across_segments_and_truncation() {
     assert!(report.corruptions.is_empty());
 }
 
+#[test]
+fn rotating_an_empty_segment_is_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (wal, _, _) = open(dir.path(), WalOptions::named("test"));
+    assert_eq!(rt.block_on(wal.rotate()).unwrap(), 1);
+    assert_eq!(rt.block_on(wal.append(b"a".to_vec())).unwrap(), 1);
+    assert_eq!(rt.block_on(wal.rotate()).unwrap(), 2);
+    assert_eq!(rt.block_on(wal.rotate()).unwrap(), 2);
+    assert_eq!(segment_files(dir.path()).len(), 2);
+}
+
+#[test]
+fn a_segment_from_a_newer_version_is_refused_not_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    write_records(dir.path(), 3);
+    let segment = segment_files(dir.path())[0].clone();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[6..8].copy_from_slice(&99u16.to_le_bytes());
+    std::fs::write(&segment, &bytes).unwrap();
+    let err = Wal::open(dir.path(), WalOptions::named("test"), |_, _| Ok(())).unwrap_err();
+    assert!(err.to_string().contains("format version 99"), "{err}");
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "the newer segment must be left alone"
+    );
+}
+
 fn write_records(dir: &Path, count: usize) -> Vec<u64> {
     let rt = runtime();
     let (wal, _, _) = open(dir, WalOptions::named("test"));

@@ -15,10 +15,10 @@
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! use obs_server::{AppState, BuildInfo, listener, router};
-//! let state = AppState::new(BuildInfo::current(), obs_core::limits::Limits::default());
+//! let state = AppState::new(BuildInfo::current(), obs_core::limits::Limits::default()).await;
 //! let mux = router(state.clone());
 //! let bound = listener::bind("127.0.0.1:9090".parse().unwrap())?;
-//! state.set_ready(true);
+//! state.set_ready(true).await;
 //! listener::serve(vec![bound], mux, tokio_util::sync::CancellationToken::new()).await
 //! # }
 //! ```
@@ -74,10 +74,11 @@ struct StateInner {
 }
 
 impl AppState {
-    /// New state; not ready until [`AppState::set_ready`].
-    pub fn new(build: BuildInfo, limits: Limits) -> AppState {
+    /// New state; not ready (HTTP `/-/ready` 503, gRPC health `NOT_SERVING`) until
+    /// [`AppState::set_ready`].
+    pub async fn new(build: BuildInfo, limits: Limits) -> AppState {
         let (health, health_service) = tonic_health::server::health_reporter();
-        AppState {
+        let state = AppState {
             inner: Arc::new(StateInner {
                 ready: AtomicBool::new(false),
                 build,
@@ -85,7 +86,9 @@ impl AppState {
                 health,
                 grpc_routes: tonic::service::Routes::new(health_service),
             }),
-        }
+        };
+        state.set_ready(false).await;
+        state
     }
 
     /// Whether startup (write-ahead log replay) has finished.
@@ -94,19 +97,14 @@ impl AppState {
     }
 
     /// Marks the appliance ready (or not) on `/-/ready` and on the gRPC health service.
-    pub fn set_ready(&self, ready: bool) {
+    pub async fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::SeqCst);
         let status = if ready {
             tonic_health::ServingStatus::Serving
         } else {
             tonic_health::ServingStatus::NotServing
         };
-        let health = self.inner.health.clone();
-        // The reporter only updates a watch channel; no I/O happens here.
-        let update = async move { health.set_service_status("", status).await };
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(update);
-        }
+        self.inner.health.set_service_status("", status).await;
     }
 
     /// The build being served.
@@ -168,14 +166,14 @@ mod tests {
 
     #[tokio::test]
     async fn ready_is_503_until_startup_finishes() {
-        let state = AppState::new(BuildInfo::current(), Limits::default());
+        let state = AppState::new(BuildInfo::current(), Limits::default()).await;
         let (status, headers, _) = call(&state, get("/-/ready")).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(headers[http::header::RETRY_AFTER], "1");
         // Liveness does not depend on readiness.
         let (status, _, _) = call(&state, get("/-/healthy")).await;
         assert_eq!(status, StatusCode::OK);
-        state.set_ready(true);
+        state.set_ready(true).await;
         let (status, _, body) = call(&state, get("/-/ready")).await;
         assert_eq!(
             (status, body.as_slice()),
@@ -183,9 +181,28 @@ mod tests {
         );
     }
 
+    fn health_check() -> Request<Body> {
+        Request::post("/grpc.health.v1.Health/Check")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Body::from(vec![0u8, 0, 0, 0, 0]))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn grpc_health_follows_readiness() {
+        let state = AppState::new(BuildInfo::current(), Limits::default()).await;
+        // HealthCheckResponse { status: NOT_SERVING (2) }, then SERVING (1).
+        let (_, _, body) = call(&state, health_check()).await;
+        assert_eq!(body, [0, 0, 0, 0, 2, 0x08, 0x02]);
+        state.set_ready(true).await;
+        let (_, _, body) = call(&state, health_check()).await;
+        assert_eq!(body, [0, 0, 0, 0, 2, 0x08, 0x01]);
+    }
+
     #[tokio::test]
     async fn grpc_content_type_routes_to_grpc_even_on_http_paths() {
-        let state = AppState::new(BuildInfo::current(), Limits::default());
+        let state = AppState::new(BuildInfo::current(), Limits::default()).await;
         let request = Request::post("/-/healthy")
             .header("content-type", "application/grpc")
             .body(Body::empty())
