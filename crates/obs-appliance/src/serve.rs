@@ -18,6 +18,7 @@ use obs_core::limits::Limits;
 use obs_core::partition::{DataLayout, DayPartitionDir, PartitionSet, RetentionManager, RetentionPolicy};
 use obs_core::time::TimestampMs;
 use obs_core::wal::{Wal, WalOptions};
+use obs_metrics::store::{MetricsOptions, MetricsStore};
 use obs_server::listener::{self, BoundListener};
 use obs_server::{AppState, BuildInfo};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,10 @@ use crate::config::Config;
 
 /// How often retention runs.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
+/// How often sealed metric chunks are written to their day partitions.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the metrics store checkpoints (and its write-ahead log is truncated).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(600);
 /// How long in-flight requests get to finish after a stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
 
@@ -139,11 +144,25 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
 
     let layout = prepared.layout.clone();
     let wal_config = config.storage.wal;
+    let metrics_options = MetricsOptions {
+        retention: config.retention(Signal::Metrics),
+        wal: wal_options(Signal::Metrics, &config),
+        ..MetricsOptions::default()
+    };
     let opened = tokio::task::spawn_blocking(move || {
-        open_wals(&layout, wal_config.segment_size.bytes(), wal_config.fsync.0)
+        let (store, report) = MetricsStore::open(&layout, metrics_options).map_err(|err| err.to_string())?;
+        tracing::info!(
+            indexed_series = report.indexed_series,
+            replayed_records = report.replayed_records,
+            replayed_samples = report.replayed_samples,
+            corruptions = report.wal_corruptions,
+            "metrics store opened"
+        );
+        let wals = open_wals(&layout, wal_config.segment_size.bytes(), wal_config.fsync.0)?;
+        Ok::<_, String>((Arc::new(store), wals))
     });
-    let wals = match opened.await {
-        Ok(Ok(wals)) => wals,
+    let (metrics, wals) = match opened.await {
+        Ok(Ok(opened)) => opened,
         Ok(Err(err)) => {
             tracing::error!(error = %err, "cannot open the write-ahead logs");
             shutdown.cancel();
@@ -155,11 +174,14 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
+    state.attach_metrics(Arc::clone(&metrics));
     state.set_ready(true).await;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
 
-    let retention = Arc::new(retention_manager(&config, &prepared.layout));
+    let retention = Arc::new(retention_manager(&config, &prepared.layout, Arc::clone(&metrics)));
+    metrics.set_disk_pressure(retention.pressure());
     let retention_task = tokio::spawn(run_retention(Arc::clone(&retention), shutdown.clone()));
+    let maintenance_task = tokio::spawn(run_metrics_maintenance(Arc::clone(&metrics), shutdown.clone()));
 
     let exit = tokio::select! {
         signal = stop_signal() => {
@@ -180,6 +202,13 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         );
     }
     retention_task.abort();
+    maintenance_task.abort();
+    match metrics.close().await {
+        Ok(()) => tracing::info!("metrics store checkpointed and closed"),
+        Err(err) => {
+            tracing::error!(error = %err, "metrics store checkpoint at shutdown failed; the write-ahead log keeps the data")
+        }
+    }
     let _ = tokio::task::spawn_blocking(move || {
         for (signal, wal) in &wals {
             wal.close();
@@ -191,21 +220,31 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     exit
 }
 
+fn wal_options(signal: Signal, config: &Config) -> WalOptions {
+    WalOptions {
+        fsync: config.storage.wal.fsync.0,
+        segment_size_bytes: config.storage.wal.segment_size.bytes(),
+        ..WalOptions::named(signal.as_str())
+    }
+}
+
+/// The write-ahead logs of the signals whose stores are not built yet: replay still verifies
+/// and repairs them.
 fn open_wals(
     layout: &DataLayout,
     segment_size_bytes: u64,
     fsync: obs_core::wal::FsyncPolicy,
-) -> Result<BTreeMap<Signal, Wal>, obs_core::wal::WalError> {
+) -> Result<BTreeMap<Signal, Wal>, String> {
     let mut wals = BTreeMap::new();
-    for signal in Signal::ALL {
+    for signal in [Signal::Logs, Signal::Traces] {
         let options = WalOptions {
             fsync,
             segment_size_bytes,
             ..WalOptions::named(signal.as_str())
         };
         let started = Instant::now();
-        // No store consumes records yet; replay still verifies and repairs every segment.
-        let (wal, report) = Wal::open(&layout.wal_dir(signal), options, |_, _| Ok(()))?;
+        let (wal, report) =
+            Wal::open(&layout.wal_dir(signal), options, |_, _| Ok(())).map_err(|err| err.to_string())?;
         tracing::info!(
             signal = %signal,
             segments = report.segments,
@@ -220,13 +259,11 @@ fn open_wals(
     Ok(wals)
 }
 
-fn retention_manager(config: &Config, layout: &DataLayout) -> RetentionManager {
-    let sets: Vec<Arc<dyn PartitionSet>> = Signal::ALL
-        .iter()
-        .map(|&signal| {
-            Arc::new(DayPartitionDir::new(signal, layout.signal_dir(signal))) as Arc<dyn PartitionSet>
-        })
-        .collect();
+fn retention_manager(config: &Config, layout: &DataLayout, metrics: Arc<MetricsStore>) -> RetentionManager {
+    let mut sets: Vec<Arc<dyn PartitionSet>> = vec![metrics];
+    for signal in [Signal::Logs, Signal::Traces] {
+        sets.push(Arc::new(DayPartitionDir::new(signal, layout.signal_dir(signal))));
+    }
     let retention = Signal::ALL
         .iter()
         .map(|&signal| (signal, config.retention(signal)))
@@ -261,6 +298,31 @@ async fn run_retention(manager: Arc<RetentionManager>, shutdown: CancellationTok
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(RETENTION_INTERVAL) => {}
+        }
+    }
+}
+
+/// Flushes sealed chunks every minute and checkpoints every ten.
+async fn run_metrics_maintenance(store: Arc<MetricsStore>, shutdown: CancellationToken) {
+    let mut since_checkpoint = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(FLUSH_INTERVAL) => {}
+        }
+        since_checkpoint += FLUSH_INTERVAL;
+        if since_checkpoint >= CHECKPOINT_INTERVAL {
+            since_checkpoint = Duration::ZERO;
+            if let Err(err) = store.checkpoint().await {
+                tracing::error!(error = %err, "metrics checkpoint failed; retrying at the next one");
+            }
+            continue;
+        }
+        let flushing = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || flushing.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "metrics flush failed; retrying"),
+            Err(err) => tracing::error!(error = %err, "metrics flush panicked"),
         }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`error::ErrorKind`]: the one error classification the API layer maps to HTTP and gRPC.
 //! - [`units`]: Prometheus-style durations (`15d`, `1h30m`) and byte sizes (`512MiB`).
 //! - [`time`]: millisecond timestamps and UTC days.
+//! - [`series`]: the Prometheus data model (label sets, matchers) and the storage trait the
+//!   query engine reads through.
 //! - [`selfmetrics`]: the process-wide registry of self-metrics and the process collector.
 //!
 //! This crate knows nothing about HTTP, gRPC, query languages or any one signal's data model.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod limits;
 pub mod partition;
 pub mod selfmetrics;
+pub mod series;
 pub mod time;
 pub mod units;
 pub mod wal;

@@ -14,6 +14,8 @@ pub enum ApiFamily {
     Prometheus,
     /// Loki: the message as plain text.
     Loki,
+    /// Plain text, as Prometheus' remote_write receiver answers.
+    PlainText,
     /// Tempo: the message as plain text.
     Tempo,
     /// Alertmanager API v2: `{"code":400,"message":"…"}`.
@@ -139,7 +141,7 @@ impl IntoResponse for ApiError {
                 });
                 (status, axum::Json(body)).into_response()
             }
-            ApiFamily::Loki | ApiFamily::Tempo => {
+            ApiFamily::Loki | ApiFamily::Tempo | ApiFamily::PlainText => {
                 let mut text = self.message;
                 text.push('\n');
                 (

@@ -71,6 +71,8 @@ struct StateInner {
     health: tonic_health::server::HealthReporter,
     /// The gRPC services: the standard health service now, OTLP collectors as signals land.
     grpc_routes: tonic::service::Routes,
+    /// The metrics store, once it has replayed its write-ahead log.
+    metrics: std::sync::OnceLock<Arc<obs_metrics::store::MetricsStore>>,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ impl AppState {
                 limits,
                 health,
                 grpc_routes: tonic::service::Routes::new(health_service),
+                metrics: std::sync::OnceLock::new(),
             }),
         };
         state.set_ready(false).await;
@@ -105,6 +108,17 @@ impl AppState {
             tonic_health::ServingStatus::NotServing
         };
         self.inner.health.set_service_status("", status).await;
+    }
+
+    /// Attaches the metrics store once it is open; ingest and queries of metrics answer 503
+    /// until then.
+    pub fn attach_metrics(&self, store: Arc<obs_metrics::store::MetricsStore>) {
+        let _ = self.inner.metrics.set(store);
+    }
+
+    /// The metrics store, when attached.
+    pub fn metrics(&self) -> Option<&Arc<obs_metrics::store::MetricsStore>> {
+        self.inner.metrics.get()
     }
 
     /// The build being served.

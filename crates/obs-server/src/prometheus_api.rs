@@ -7,13 +7,17 @@
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 
 use crate::AppState;
 
+mod write;
+
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/status/buildinfo", get(buildinfo))
+    Router::new()
+        .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/api/v1/write", post(write::remote_write))
 }
 
 /// `{"status":"success","data":data}`.

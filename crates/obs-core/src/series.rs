@@ -1,0 +1,408 @@
+//! The Prometheus data model shared by the metrics store and the query engine: label sets,
+//! matchers, and the [`MetricsQuerier`] trait through which PromQL reads storage.
+//!
+//! Contract of the trait (as Prometheus' `storage/interface.go`): times are milliseconds since
+//! the Unix epoch, `mint` and `maxt` are **inclusive**, series come sorted by their label sets,
+//! samples sorted by timestamp with unique timestamps, and label sets are sorted by name.
+
+use std::fmt;
+
+use crate::error::{Classify, ErrorKind};
+
+/// The label holding a series' metric name.
+pub const METRIC_NAME_LABEL: &str = "__name__";
+
+/// One label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    /// The label name.
+    pub name: String,
+    /// The label value, never empty inside a [`Labels`].
+    pub value: String,
+}
+
+/// A label set: sorted by name, names unique and valid, no empty values (a label with an empty
+/// value is the same as no label, as in Prometheus). Sorted by construction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Labels(Vec<Label>);
+
+/// Why a label set was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    /// A label name is empty.
+    #[error("empty label name")]
+    EmptyName,
+    /// A label name breaks `[a-zA-Z_][a-zA-Z0-9_]*`.
+    #[error("invalid label name {0:?}: names must match [a-zA-Z_][a-zA-Z0-9_]*")]
+    InvalidName(String),
+    /// The metric name breaks `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    #[error("invalid metric name {0:?}: names must match [a-zA-Z_:][a-zA-Z0-9_:]*")]
+    InvalidMetricName(String),
+    /// A label name appears twice.
+    #[error("duplicate label name {0:?}")]
+    Duplicate(String),
+    /// No `__name__`.
+    #[error("series has no metric name (label __name__)")]
+    MissingMetricName,
+}
+
+impl Classify for LabelError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::BadInput
+    }
+}
+
+/// Whether `name` is a valid label name (Prometheus' legacy rules, as 2.42 applies them).
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `name` is a valid metric name.
+pub fn is_valid_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+impl Labels {
+    /// Builds a label set from pairs in any order, validating names, dropping empty values and
+    /// refusing duplicates.
+    pub fn from_pairs<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Labels, LabelError>
+    where
+        N: Into<String>,
+        V: Into<String>,
+    {
+        let mut labels: Vec<Label> = Vec::new();
+        for (name, value) in pairs {
+            let name = name.into();
+            let value = value.into();
+            if name.is_empty() {
+                return Err(LabelError::EmptyName);
+            }
+            if name == METRIC_NAME_LABEL {
+                if !is_valid_metric_name(&value) {
+                    return Err(LabelError::InvalidMetricName(value));
+                }
+            } else if !is_valid_label_name(&name) {
+                return Err(LabelError::InvalidName(name));
+            }
+            if value.is_empty() {
+                continue;
+            }
+            labels.push(Label { name, value });
+        }
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(pair) = labels.windows(2).find(|pair| pair[0].name == pair[1].name) {
+            return Err(LabelError::Duplicate(pair[0].name.clone()));
+        }
+        Ok(Labels(labels))
+    }
+
+    /// Like [`Labels::from_pairs`], and requires a metric name.
+    pub fn series<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Labels, LabelError>
+    where
+        N: Into<String>,
+        V: Into<String>,
+    {
+        let labels = Labels::from_pairs(pairs)?;
+        if labels.metric_name().is_none() {
+            return Err(LabelError::MissingMetricName);
+        }
+        Ok(labels)
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|label| label.name.as_str().cmp(name))
+            .ok()
+            .map(|index| self.0[index].value.as_str())
+    }
+
+    /// The metric name.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME_LABEL)
+    }
+
+    /// The labels, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Label> {
+        self.0.iter()
+    }
+
+    /// The number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Appends the compact binary form: `u16 count`, then per label `u16 len, name, u32 len,
+    /// value` (little-endian).
+    pub fn encode(&self, buffer: &mut Vec<u8>) {
+        buffer.extend_from_slice(&(self.0.len() as u16).to_le_bytes());
+        for label in &self.0 {
+            buffer.extend_from_slice(&(label.name.len() as u16).to_le_bytes());
+            buffer.extend_from_slice(label.name.as_bytes());
+            buffer.extend_from_slice(&(label.value.len() as u32).to_le_bytes());
+            buffer.extend_from_slice(label.value.as_bytes());
+        }
+    }
+
+    /// Reads the form written by [`Labels::encode`] from the front of `bytes`; returns the
+    /// labels and the bytes consumed. The result is validated like [`Labels::from_pairs`].
+    pub fn decode(bytes: &[u8]) -> Result<(Labels, usize), String> {
+        let mut reader = ByteReader { bytes, pos: 0 };
+        let count = reader.u16()? as usize;
+        let mut pairs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name_len = reader.u16()? as usize;
+            let name = reader.str(name_len)?;
+            let value_len = reader.u32()? as usize;
+            let value = reader.str(value_len)?;
+            pairs.push((name.to_owned(), value.to_owned()));
+        }
+        let labels = Labels::from_pairs(pairs).map_err(|err| err.to_string())?;
+        Ok((labels, reader.pos))
+    }
+}
+
+struct ByteReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> ByteReader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(len).ok_or("length overflow")?;
+        let slice = self.bytes.get(self.pos..end).ok_or("truncated label set")?;
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn u16(&mut self) -> Result<u16, String> {
+        let slice = self.take(2)?;
+        Ok(u16::from_le_bytes([slice[0], slice[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        let slice = self.take(4)?;
+        Ok(u32::from_le_bytes([slice[0], slice[1], slice[2], slice[3]]))
+    }
+
+    fn str(&mut self, len: usize) -> Result<&'a str, String> {
+        std::str::from_utf8(self.take(len)?).map_err(|_| "label is not UTF-8".to_owned())
+    }
+}
+
+impl fmt::Display for Labels {
+    /// `name{a="1", b="2"}`, as Prometheus prints series.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.metric_name() {
+            f.write_str(name)?;
+        }
+        f.write_str("{")?;
+        let mut first = true;
+        for label in self.0.iter().filter(|label| label.name != METRIC_NAME_LABEL) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{}={:?}", label.name, label.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// How a matcher compares a label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOp {
+    /// `=`
+    Equal,
+    /// `!=`
+    NotEqual,
+    /// `=~` (fully anchored)
+    Regex,
+    /// `!~` (fully anchored)
+    NotRegex,
+}
+
+/// A label matcher. A missing label has the value `""`, as in Prometheus.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    /// The label name.
+    pub name: String,
+    /// The comparison.
+    pub op: MatchOp,
+    /// The value or pattern.
+    pub value: String,
+    regex: Option<regex::Regex>,
+}
+
+impl Matcher {
+    /// A matcher; regular expressions are anchored at both ends like Prometheus' (`^(?:re)$`).
+    pub fn new(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Matcher, regex::Error> {
+        let value = value.into();
+        let regex = match op {
+            MatchOp::Regex | MatchOp::NotRegex => Some(regex::Regex::new(&format!("^(?:{value})$"))?),
+            MatchOp::Equal | MatchOp::NotEqual => None,
+        };
+        Ok(Matcher {
+            name: name.into(),
+            op,
+            value,
+            regex,
+        })
+    }
+
+    /// `name="value"`.
+    pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Matcher {
+        Matcher {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            regex: None,
+        }
+    }
+
+    /// Whether a label value (`""` when absent) matches.
+    pub fn matches(&self, value: &str) -> bool {
+        match (self.op, &self.regex) {
+            (MatchOp::Equal, _) => value == self.value,
+            (MatchOp::NotEqual, _) => value != self.value,
+            (MatchOp::Regex, Some(regex)) => regex.is_match(value),
+            (MatchOp::NotRegex, Some(regex)) => !regex.is_match(value),
+            (MatchOp::Regex | MatchOp::NotRegex, None) => false,
+        }
+    }
+
+    /// Whether a label set matches.
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
+    }
+}
+
+/// One series and its samples in a queried range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSamples {
+    /// The series.
+    pub labels: Labels,
+    /// `(timestamp_ms, value)`, sorted by timestamp, timestamps unique.
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// Why a query of storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The query would load more samples than allowed.
+    #[error("query would load more than {limit} samples; narrow the selectors or the time range")]
+    TooManySamples {
+        /// The limit.
+        limit: usize,
+    },
+    /// Reading storage failed.
+    #[error("storage read failed: {0}")]
+    Read(String),
+}
+
+impl Classify for StorageError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StorageError::TooManySamples { .. } => ErrorKind::Execution,
+            StorageError::Read(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Read access to metrics, as the query engine sees it. See the [module docs](self) for the
+/// contract.
+pub trait MetricsQuerier: Send + Sync {
+    /// Series matching every matcher that have at least one sample in `[mint_ms, maxt_ms]`,
+    /// with those samples.
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+    ) -> Result<Vec<SeriesSamples>, StorageError>;
+
+    /// Sorted, unique label names of the series matching `matchers` (all series when empty)
+    /// with data in `[mint_ms, maxt_ms]`.
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+    ) -> Result<Vec<String>, StorageError>;
+
+    /// Sorted, unique values of label `name` among the series matching `matchers` with data in
+    /// `[mint_ms, maxt_ms]`.
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+    ) -> Result<Vec<String>, StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_sets_are_sorted_validated_and_round_trip() {
+        let labels =
+            Labels::series([("job", "node"), ("__name__", "up"), ("empty", ""), ("a", "1")]).unwrap();
+        let names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["__name__", "a", "job"]);
+        assert_eq!(labels.to_string(), "up{a=\"1\", job=\"node\"}");
+        let mut buffer = Vec::new();
+        labels.encode(&mut buffer);
+        buffer.push(0xff);
+        let (decoded, used) = Labels::decode(&buffer).unwrap();
+        assert_eq!((decoded, used), (labels, buffer.len() - 1));
+        assert!(Labels::decode(&buffer[..5]).is_err());
+
+        assert_eq!(Labels::series([("a", "1")]), Err(LabelError::MissingMetricName));
+        assert_eq!(
+            Labels::series([("__name__", "x"), ("a", "1"), ("a", "2")]),
+            Err(LabelError::Duplicate("a".into()))
+        );
+        assert!(matches!(
+            Labels::series([("__name__", "1x")]),
+            Err(LabelError::InvalidMetricName(_))
+        ));
+        assert!(matches!(
+            Labels::series([("__name__", "x"), ("b-c", "1")]),
+            Err(LabelError::InvalidName(_))
+        ));
+        assert_eq!(
+            Labels::series([("__name__", "x"), ("", "1")]),
+            Err(LabelError::EmptyName)
+        );
+        assert!(is_valid_metric_name("node:cpu:rate5m") && !is_valid_label_name("a:b"));
+    }
+
+    #[test]
+    fn matchers_follow_prometheus() {
+        let labels = Labels::series([("__name__", "up"), ("job", "node")]).unwrap();
+        let matches = |op, name, value| Matcher::new(op, name, value).unwrap().matches_labels(&labels);
+        assert!(matches(MatchOp::Equal, "job", "node"));
+        assert!(matches(MatchOp::Equal, "missing", ""));
+        assert!(!matches(MatchOp::NotEqual, "missing", ""));
+        assert!(matches(MatchOp::Regex, "job", "no.*"));
+        assert!(!matches(MatchOp::Regex, "job", "od"), "regexes are anchored");
+        assert!(matches(MatchOp::NotRegex, "job", "od"));
+        assert!(matches(MatchOp::Regex, "missing", ".*"));
+        assert!(Matcher::new(MatchOp::Regex, "job", "(").is_err());
+    }
+}

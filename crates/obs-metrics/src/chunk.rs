@@ -1,0 +1,356 @@
+//! Gorilla-style compressed chunks: delta-of-delta timestamps and XOR'ed values.
+//!
+//! Written by hand because it is the store's hot path. The bit layout follows Prometheus' XOR
+//! chunk (millisecond timestamp buckets of 14, 17 and 20 bits) with one simplification: the
+//! first timestamp and value are 64 raw bits each. The layout is in `docs/format/metrics.md`.
+//!
+//! Stale markers and every other NaN keep their exact bits: values are compared and stored as
+//! bit patterns, never as floats.
+
+/// The NaN bit pattern Prometheus writes to mark a series stale.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Whether a value is Prometheus' stale marker.
+pub fn is_stale_marker(value: f64) -> bool {
+    value.to_bits() == STALE_NAN_BITS
+}
+
+#[derive(Debug, Clone, Default)]
+struct BitWriter {
+    bytes: Vec<u8>,
+    /// Bits used in the last byte (0 means the last byte is full or there is none).
+    used_in_last: u8,
+}
+
+impl BitWriter {
+    fn write_bit(&mut self, bit: bool) {
+        if self.used_in_last == 0 {
+            self.bytes.push(0);
+        }
+        if bit && let Some(last) = self.bytes.last_mut() {
+            *last |= 0x80 >> self.used_in_last;
+        }
+        self.used_in_last = (self.used_in_last + 1) % 8;
+    }
+
+    /// Writes the low `count` bits of `value`, most significant first.
+    fn write_bits(&mut self, value: u64, count: u8) {
+        let mut remaining = count;
+        while remaining > 0 {
+            if self.used_in_last == 0 {
+                self.bytes.push(0);
+            }
+            let free = 8 - self.used_in_last;
+            let take = free.min(remaining);
+            let shift = remaining - take;
+            let chunk = ((value >> shift) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= chunk << (free - take);
+            }
+            self.used_in_last = (self.used_in_last + take) % 8;
+            remaining -= take;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    bit_pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(bytes: &'a [u8]) -> BitReader<'a> {
+        BitReader { bytes, bit_pos: 0 }
+    }
+
+    fn read_bit(&mut self) -> Option<bool> {
+        let byte = *self.bytes.get(self.bit_pos / 8)?;
+        let bit = byte & (0x80 >> (self.bit_pos % 8)) != 0;
+        self.bit_pos += 1;
+        Some(bit)
+    }
+
+    fn read_bits(&mut self, count: u8) -> Option<u64> {
+        let mut value = 0u64;
+        let mut remaining = count;
+        while remaining > 0 {
+            let byte = *self.bytes.get(self.bit_pos / 8)?;
+            let offset = (self.bit_pos % 8) as u8;
+            let available = 8 - offset;
+            let take = available.min(remaining);
+            let bits = (byte >> (available - take)) & (((1u16 << take) - 1) as u8);
+            value = (value << take) | u64::from(bits);
+            self.bit_pos += take as usize;
+            remaining -= take;
+        }
+        Some(value)
+    }
+}
+
+/// Timestamp delta-of-delta buckets: (prefix bits, prefix length, payload bits).
+const DOD_BUCKETS: [(u64, u8, u8); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
+
+fn fits_in(value: i64, bits: u8) -> bool {
+    let limit = 1i64 << (bits - 1);
+    -limit < value && value <= limit
+}
+
+/// Appends samples with strictly increasing timestamps into a compressed chunk.
+#[derive(Debug, Clone, Default)]
+pub struct XorEncoder {
+    bits: BitWriter,
+    count: u16,
+    first_ts: i64,
+    last_ts: i64,
+    last_delta: i64,
+    last_value_bits: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl XorEncoder {
+    /// An empty chunk.
+    pub fn new() -> XorEncoder {
+        XorEncoder {
+            leading: 0xff,
+            ..XorEncoder::default()
+        }
+    }
+
+    /// Samples in the chunk.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when the chunk has no sample.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The first timestamp (meaningless when empty).
+    pub fn first_ts(&self) -> i64 {
+        self.first_ts
+    }
+
+    /// The last timestamp (meaningless when empty).
+    pub fn last_ts(&self) -> i64 {
+        self.last_ts
+    }
+
+    /// The last value's bits (meaningless when empty).
+    pub fn last_value_bits(&self) -> u64 {
+        self.last_value_bits
+    }
+
+    /// Appends a sample. The caller guarantees `ts > last_ts()` when not empty and fewer than
+    /// `u16::MAX` samples.
+    pub fn append(&mut self, ts: i64, value: f64) {
+        debug_assert!(self.count == 0 || ts > self.last_ts, "timestamps must increase");
+        let value_bits = value.to_bits();
+        if self.count == 0 {
+            self.bits.write_bits(ts as u64, 64);
+            self.bits.write_bits(value_bits, 64);
+            self.first_ts = ts;
+        } else {
+            let delta = ts.wrapping_sub(self.last_ts);
+            let dod = delta.wrapping_sub(self.last_delta);
+            self.write_dod(dod);
+            self.write_value(value_bits);
+            self.last_delta = delta;
+        }
+        self.last_ts = ts;
+        self.last_value_bits = value_bits;
+        self.count += 1;
+    }
+
+    fn write_dod(&mut self, dod: i64) {
+        if dod == 0 {
+            self.bits.write_bit(false);
+            return;
+        }
+        for (prefix, prefix_len, payload_bits) in DOD_BUCKETS {
+            if fits_in(dod, payload_bits) {
+                self.bits.write_bits(prefix, prefix_len);
+                self.bits.write_bits(dod as u64, payload_bits);
+                return;
+            }
+        }
+        self.bits.write_bits(0b1111, 4);
+        self.bits.write_bits(dod as u64, 64);
+    }
+
+    fn write_value(&mut self, value_bits: u64) {
+        let xor = value_bits ^ self.last_value_bits;
+        if xor == 0 {
+            self.bits.write_bit(false);
+            return;
+        }
+        self.bits.write_bit(true);
+        let leading = (xor.leading_zeros() as u8).min(31);
+        let trailing = xor.trailing_zeros() as u8;
+        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
+            self.bits.write_bit(false);
+            let significant = 64 - self.leading - self.trailing;
+            self.bits.write_bits(xor >> self.trailing, significant);
+            return;
+        }
+        self.leading = leading;
+        self.trailing = trailing;
+        self.bits.write_bit(true);
+        self.bits.write_bits(u64::from(leading), 5);
+        let significant = 64 - leading - trailing;
+        // 64 significant bits do not fit in 6 bits; they are written as 0.
+        self.bits.write_bits(u64::from(significant % 64), 6);
+        self.bits.write_bits(xor >> trailing, significant);
+    }
+
+    /// The encoded chunk: `u16` big-endian sample count, then the bit stream.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(2 + self.bits.bytes.len());
+        bytes.extend_from_slice(&self.count.to_be_bytes());
+        bytes.extend_from_slice(&self.bits.bytes);
+        bytes
+    }
+}
+
+/// Why a chunk could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt chunk: {0}")]
+pub struct ChunkError(&'static str);
+
+/// Decodes every sample of an encoded chunk.
+pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
+    let header = bytes.get(..2).ok_or(ChunkError("missing header"))?;
+    let count = u16::from_be_bytes([header[0], header[1]]) as usize;
+    let mut samples = Vec::with_capacity(count);
+    let mut reader = BitReader::new(&bytes[2..]);
+    let truncated = ChunkError("truncated bit stream");
+    if count == 0 {
+        return Ok(samples);
+    }
+    let mut ts = reader.read_bits(64).ok_or(truncated.clone())? as i64;
+    let mut value_bits = reader.read_bits(64).ok_or(truncated.clone())?;
+    samples.push((ts, f64::from_bits(value_bits)));
+    let mut delta = 0i64;
+    let mut leading = 0u8;
+    let mut trailing = 0u8;
+    for _ in 1..count {
+        // Delta of delta.
+        let mut prefix_len = 0;
+        while prefix_len < 4 && reader.read_bit().ok_or(truncated.clone())? {
+            prefix_len += 1;
+        }
+        let dod = match prefix_len {
+            0 => 0,
+            4 => reader.read_bits(64).ok_or(truncated.clone())? as i64,
+            _ => {
+                let payload_bits = DOD_BUCKETS[prefix_len - 1].2;
+                let raw = reader.read_bits(payload_bits).ok_or(truncated.clone())? as i64;
+                if raw > 1i64 << (payload_bits - 1) {
+                    raw - (1i64 << payload_bits)
+                } else {
+                    raw
+                }
+            }
+        };
+        delta = delta.wrapping_add(dod);
+        ts = ts.wrapping_add(delta);
+        // Value.
+        if reader.read_bit().ok_or(truncated.clone())? {
+            if reader.read_bit().ok_or(truncated.clone())? {
+                leading = reader.read_bits(5).ok_or(truncated.clone())? as u8;
+                let mut significant = reader.read_bits(6).ok_or(truncated.clone())? as u8;
+                if significant == 0 {
+                    significant = 64;
+                }
+                if u16::from(leading) + u16::from(significant) > 64 {
+                    return Err(ChunkError("value window exceeds 64 bits"));
+                }
+                trailing = 64 - leading - significant;
+            }
+            let significant = 64 - leading - trailing;
+            let xor = reader.read_bits(significant).ok_or(truncated.clone())?;
+            value_bits ^= xor << trailing;
+        }
+        samples.push((ts, f64::from_bits(value_bits)));
+    }
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(samples: &[(i64, f64)]) {
+        let mut encoder = XorEncoder::new();
+        for &(ts, value) in samples {
+            encoder.append(ts, value);
+        }
+        let decoded = decode(&encoder.to_bytes()).unwrap();
+        assert_eq!(decoded.len(), samples.len());
+        for (got, want) in decoded.iter().zip(samples) {
+            assert_eq!(got.0, want.0);
+            assert_eq!(got.1.to_bits(), want.1.to_bits(), "value bits at ts {}", want.0);
+        }
+    }
+
+    #[test]
+    fn special_values_keep_their_bits() {
+        round_trip(&[
+            (1000, 1.0),
+            (2000, f64::NAN),
+            (3000, f64::from_bits(STALE_NAN_BITS)),
+            (4000, f64::INFINITY),
+            (5000, f64::NEG_INFINITY),
+            (6000, -0.0),
+            (7000, 0.0),
+            (8000, f64::MIN_POSITIVE),
+            (9000, f64::MAX),
+        ]);
+    }
+
+    #[test]
+    fn every_timestamp_bucket_round_trips() {
+        let mut ts = -5_000_000_000_000i64;
+        let mut samples = Vec::new();
+        for step in [
+            15_000i64,
+            15_000,
+            15_001,
+            14_999,
+            8192,
+            8193,
+            65_536,
+            65_537,
+            524_288,
+            524_289,
+            1 << 40,
+            1,
+            1,
+        ] {
+            ts += step;
+            samples.push((ts, step as f64));
+        }
+        round_trip(&samples);
+    }
+
+    #[test]
+    fn regular_scrapes_compress_well() {
+        let mut encoder = XorEncoder::new();
+        let mut counter = 1_000_000.0;
+        for i in 0..120 {
+            counter += 15.0 * 3.0;
+            encoder.append(1_700_000_000_000 + i * 15_000, counter);
+        }
+        let bytes = encoder.to_bytes();
+        assert!(bytes.len() < 120 * 3, "{} bytes for 120 samples", bytes.len());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode(&[]).is_err());
+        assert!(decode(&[0, 5, 1, 2, 3]).is_err());
+        assert_eq!(decode(&[0, 0]).unwrap(), vec![]);
+    }
+}
