@@ -12,23 +12,7 @@ use common::{Appliance, get, required_tool};
 use http_body_util::{BodyExt, Full};
 
 fn wait_ready(appliance: &Appliance) -> Duration {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut response) = common::http().get(&appliance.url("/-/ready")).call() {
-            if response.status() == 200 {
-                let body = response.body_mut().read_to_string().unwrap();
-                assert_eq!(body, "obs-appliance is Ready.\n");
-                return appliance.started.elapsed();
-            }
-            assert_eq!(response.status(), 503, "not ready must be 503");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never ready:\n{}",
-            appliance.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    appliance.wait_ready()
 }
 
 #[test]

@@ -67,6 +67,24 @@ impl Appliance {
         }
     }
 
+    /// Polls `/-/ready` until 200 (asserting it answers 503 before); returns the time since
+    /// the process was started.
+    pub fn wait_ready(&self) -> Duration {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut response) = http().get(&self.url("/-/ready")).call() {
+                if response.status() == 200 {
+                    let body = response.body_mut().read_to_string().unwrap();
+                    assert_eq!(body, "obs-appliance is Ready.\n");
+                    return self.started.elapsed();
+                }
+                assert_eq!(response.status(), 503, "not ready must be 503");
+            }
+            assert!(Instant::now() < deadline, "never ready:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

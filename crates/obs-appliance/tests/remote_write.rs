@@ -1,0 +1,314 @@
+//! remote_write 1.0 against the real binary: acknowledged samples survive SIGKILL, and every
+//! kind of bad input gets its documented status and message while valid data is kept.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Appliance;
+use obs_core::partition::DataLayout;
+use obs_core::series::{Matcher, MetricsQuerier};
+use obs_metrics::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+use obs_metrics::store::{MetricsOptions, MetricsStore};
+use prost::Message;
+use rand::{Rng, SeedableRng};
+
+fn now_ms() -> i64 {
+    obs_core::time::TimestampMs::now().0
+}
+
+fn label(name: &str, value: &str) -> Label {
+    Label {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+fn series(labels: Vec<Label>, samples: Vec<(i64, f64)>) -> TimeSeries {
+    TimeSeries {
+        labels,
+        samples: samples
+            .into_iter()
+            .map(|(timestamp, value)| Sample { value, timestamp })
+            .collect(),
+        histograms: vec![],
+    }
+}
+
+fn body(timeseries: Vec<TimeSeries>) -> Vec<u8> {
+    let request = WriteRequest {
+        timeseries,
+        metadata: vec![],
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .unwrap()
+}
+
+/// POSTs a body to `/api/v1/write`: status and text.
+fn post(appliance_url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Result<(u16, String), String> {
+    let mut request = common::http()
+        .post(&format!("{appliance_url}/api/v1/write"))
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0");
+    let defaults = [
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+    ];
+    for (name, value) in defaults {
+        if !headers.iter().any(|(given, _)| given.eq_ignore_ascii_case(name)) {
+            request = request.header(name, value);
+        }
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request.send(&body[..]).map_err(|err| err.to_string())?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    Ok((status, text))
+}
+
+fn open_store(dir: &std::path::Path) -> MetricsStore {
+    MetricsStore::open(&DataLayout::new(dir), MetricsOptions::default())
+        .unwrap()
+        .0
+}
+
+#[test]
+fn acknowledged_samples_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = now_ms() - 3_600_000;
+    // (series index, timestamp) -> value, for every request answered 204.
+    let acknowledged: Arc<Mutex<BTreeMap<(u32, i64), f64>>> = Arc::default();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(42);
+    let mut request_number = 0i64;
+    let kills = 12;
+    for kill in 0..kills {
+        let mut appliance = Appliance::start(dir.path(), &[]);
+        let url = format!("http://{}", appliance.addr);
+        let stop = Arc::new(AtomicBool::new(false));
+        let first_request = request_number;
+        let sender = {
+            let acknowledged = Arc::clone(&acknowledged);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut number = first_request;
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    number += 1;
+                    let ts = base + number * 1000;
+                    let batch: Vec<TimeSeries> = (0..20u32)
+                        .map(|i| {
+                            let labels =
+                                vec![label("__name__", "crash_test"), label("series", &i.to_string())];
+                            series(labels, vec![(ts, number as f64 * 100.0 + f64::from(i))])
+                        })
+                        .collect();
+                    match post(&url, body(batch), &[]) {
+                        Ok((204, _)) => {
+                            let mut acknowledged = acknowledged.lock().unwrap();
+                            for i in 0..20u32 {
+                                acknowledged.insert((i, ts), number as f64 * 100.0 + f64::from(i));
+                            }
+                        }
+                        Ok((503, _)) => std::thread::sleep(Duration::from_millis(5)),
+                        Ok((status, text)) => panic!("unexpected {status}: {text}"),
+                        Err(_) => {} // the appliance was killed mid-request
+                    }
+                }
+                number
+            })
+        };
+        std::thread::sleep(Duration::from_millis(rng.random_range(150..500)));
+        appliance.child.kill().unwrap();
+        appliance.wait_exit(Duration::from_secs(5));
+        stop.store(true, Ordering::Relaxed);
+        request_number = sender.join().unwrap();
+        let count = acknowledged.lock().unwrap().len();
+        assert!(
+            count > 0 || kill == 0,
+            "no request was acknowledged after {} kills",
+            kill + 1
+        );
+    }
+
+    // Every acknowledged sample is there, exactly, through the storage trait.
+    let store = open_store(dir.path());
+    let found = store
+        .select(&[Matcher::equal("__name__", "crash_test")], base, now_ms())
+        .unwrap();
+    let mut stored: BTreeMap<(u32, i64), f64> = BTreeMap::new();
+    for series in found {
+        let index: u32 = series.labels.get("series").unwrap().parse().unwrap();
+        for (ts, value) in series.samples {
+            stored.insert((index, ts), value);
+        }
+    }
+    let acknowledged = acknowledged.lock().unwrap();
+    assert!(
+        acknowledged.len() >= 20 * kills,
+        "too few acknowledged samples: {}",
+        acknowledged.len()
+    );
+    for (key, value) in acknowledged.iter() {
+        assert_eq!(
+            stored.get(key),
+            Some(value),
+            "acknowledged sample {key:?} lost or changed"
+        );
+    }
+}
+
+#[test]
+fn bad_input_gets_the_documented_status_and_valid_data_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "limits:\n  max_request_body: 64KiB\n  max_decompressed_body: 256KiB\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let appliance = Appliance::start(&data, &["--config", config.to_str().unwrap()]);
+    appliance.wait_ready();
+    let url = format!("http://{}", appliance.addr);
+    let ts = now_ms() - 60_000;
+    let good = |name: &str| {
+        series(
+            vec![label("__name__", name), label("job", "test")],
+            vec![(ts, 1.0)],
+        )
+    };
+
+    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+        (
+            "garbage snappy",
+            b"\xff\xff\xff\xff not snappy".to_vec(),
+            vec![],
+            400,
+            "not valid snappy",
+        ),
+        (
+            "garbage protobuf",
+            snap::raw::Encoder::new()
+                .compress_vec(b"\x0a\xff\xff\xff\x0f")
+                .unwrap(),
+            vec![],
+            400,
+            "cannot decode remote write request",
+        ),
+        (
+            "decompression bomb",
+            snap::raw::Encoder::new()
+                .compress_vec(&vec![0u8; 1 << 20])
+                .unwrap(),
+            vec![],
+            413,
+            "decompressed body exceeds the limit",
+        ),
+        ("body over the limit", vec![0u8; 100 << 10], vec![], 413, ""),
+        (
+            "remote write 2.0",
+            body(vec![good("rw2")]),
+            vec![(
+                "Content-Type",
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            )],
+            415,
+            "remote write 2.0",
+        ),
+        (
+            "gzip",
+            body(vec![good("gz")]),
+            vec![("Content-Encoding", "gzip")],
+            415,
+            "snappy",
+        ),
+        (
+            "invalid label name beside a valid series",
+            body(vec![
+                good("kept_beside_bad_label"),
+                series(
+                    vec![label("__name__", "x"), label("bad-name", "1")],
+                    vec![(ts, 1.0)],
+                ),
+            ]),
+            vec![],
+            400,
+            "invalid label name \"bad-name\"",
+        ),
+        (
+            "invalid metric name",
+            body(vec![series(vec![label("__name__", "1abc")], vec![(ts, 1.0)])]),
+            vec![],
+            400,
+            "invalid metric name",
+        ),
+        (
+            "duplicate label names",
+            body(vec![series(
+                vec![label("__name__", "x"), label("a", "1"), label("a", "2")],
+                vec![(ts, 1.0)],
+            )]),
+            vec![],
+            400,
+            "duplicate label name",
+        ),
+        (
+            "no metric name",
+            body(vec![series(vec![label("job", "x")], vec![(ts, 1.0)])]),
+            vec![],
+            400,
+            "no metric name",
+        ),
+        (
+            "correlation key as a label",
+            body(vec![
+                good("kept_beside_run_id"),
+                series(
+                    vec![label("__name__", "y"), label("run_id", "r-1")],
+                    vec![(ts, 1.0)],
+                ),
+            ]),
+            vec![],
+            400,
+            "put it in logs or traces",
+        ),
+        (
+            "absurd timestamp",
+            body(vec![series(
+                vec![label("__name__", "z")],
+                vec![(i64::MAX, 1.0), (0, 1.0)],
+            )]),
+            vec![],
+            400,
+            "too far in the future",
+        ),
+    ];
+    for (name, payload, headers, status, needle) in cases {
+        let (got_status, text) = post(&url, payload, &headers).unwrap();
+        assert_eq!(got_status, status, "{name}: {text}");
+        assert!(text.contains(needle), "{name}: {text:?} lacks {needle:?}");
+    }
+    // The process is unharmed, and the valid series sent beside bad ones were kept.
+    let (status, _, _) = common::get(&format!("{url}/-/healthy"));
+    assert_eq!(status, 200);
+    let (status, text) = post(&url, body(vec![good("after_the_storm")]), &[]).unwrap();
+    assert_eq!(status, 204, "{text}");
+    drop(appliance);
+    let store = open_store(&data);
+    for kept in ["kept_beside_bad_label", "kept_beside_run_id", "after_the_storm"] {
+        let found = store.select(&[Matcher::equal("__name__", kept)], ts, ts).unwrap();
+        assert_eq!(found.len(), 1, "{kept} missing");
+    }
+    for refused in ["x", "y", "z", "1abc", "rw2", "gz"] {
+        let found = store
+            .select(&[Matcher::equal("__name__", refused)], 0, i64::MAX)
+            .unwrap();
+        assert!(found.is_empty(), "{refused} should not be stored");
+    }
+}
