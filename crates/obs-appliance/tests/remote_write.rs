@@ -184,7 +184,9 @@ fn bad_input_gets_the_documented_status_and_valid_data_is_kept() {
         )
     };
 
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+    // (what, body, extra headers, expected status, text the answer must contain)
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "garbage snappy",
             b"\xff\xff\xff\xff not snappy".to_vec(),
