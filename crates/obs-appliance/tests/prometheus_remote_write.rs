@@ -128,7 +128,7 @@ fn prometheus_remote_write_of_node_exporter_matches_prometheus_own_tsdb() {
     let mut response = common::http()
         .get(&format!("{prometheus_url}/api/v1/query"))
         .query("query", &query)
-        .query("time", &format!("{:.3}", window_end_ms as f64 / 1000.0))
+        .query("time", format!("{:.3}", window_end_ms as f64 / 1000.0))
         .call()
         .unwrap();
     let json: serde_json::Value =
