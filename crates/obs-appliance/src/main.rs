@@ -17,6 +17,12 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_YAML, LogFormat};
 
+/// mimalloc instead of glibc's allocator: ingest decodes many small strings per request and
+/// frees them together, a pattern on which glibc spends most of its time consolidating free
+/// lists (measured: allocation was over 40 % of remote_write CPU time with glibc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for problems the operator must fix before the appliance can start.
 const EXIT_MISCONFIGURED: u8 = 2;
 

@@ -203,7 +203,9 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     }
     retention_task.abort();
     maintenance_task.abort();
-    match metrics.close().await {
+    let checkpointed = checkpoint(&metrics).await;
+    metrics.close_wal();
+    match checkpointed {
         Ok(()) => tracing::info!("metrics store checkpointed and closed"),
         Err(err) => {
             tracing::error!(error = %err, "metrics store checkpoint at shutdown failed; the write-ahead log keeps the data")
@@ -313,7 +315,7 @@ async fn run_metrics_maintenance(store: Arc<MetricsStore>, shutdown: Cancellatio
         since_checkpoint += FLUSH_INTERVAL;
         if since_checkpoint >= CHECKPOINT_INTERVAL {
             since_checkpoint = Duration::ZERO;
-            if let Err(err) = store.checkpoint().await {
+            if let Err(err) = checkpoint(&store).await {
                 tracing::error!(error = %err, "metrics checkpoint failed; retrying at the next one");
             }
             continue;
@@ -325,6 +327,16 @@ async fn run_metrics_maintenance(store: Arc<MetricsStore>, shutdown: Cancellatio
             Err(err) => tracing::error!(error = %err, "metrics flush panicked"),
         }
     }
+}
+
+/// A metrics checkpoint, its blocking half off the async threads.
+async fn checkpoint(store: &Arc<MetricsStore>) -> Result<(), String> {
+    let rotated_at = store.begin_checkpoint().await.map_err(|err| err.to_string())?;
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || store.finish_checkpoint(rotated_at))
+        .await
+        .map_err(|err| err.to_string())?
+        .map_err(|err| err.to_string())
 }
 
 /// Waits for SIGTERM or SIGINT and names it.

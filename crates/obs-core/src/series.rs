@@ -26,6 +26,13 @@ pub struct Label {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Labels(Vec<Label>);
 
+/// The most labels a series may have.
+pub const MAX_LABELS: usize = 256;
+/// The longest label name, in bytes.
+pub const MAX_LABEL_NAME_BYTES: usize = 1024;
+/// The longest label value, in bytes.
+pub const MAX_LABEL_VALUE_BYTES: usize = 16 << 10;
+
 /// Why a label set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelError {
@@ -41,6 +48,9 @@ pub enum LabelError {
     /// A label name appears twice.
     #[error("duplicate label name {0:?}")]
     Duplicate(String),
+    /// Too many labels, or a name or value too long.
+    #[error("{0}")]
+    TooLarge(String),
     /// No `__name__`.
     #[error("series has no metric name (label __name__)")]
     MissingMetricName,
@@ -81,6 +91,18 @@ impl Labels {
             if name.is_empty() {
                 return Err(LabelError::EmptyName);
             }
+            if name.len() > MAX_LABEL_NAME_BYTES {
+                return Err(LabelError::TooLarge(format!(
+                    "label name of {} bytes exceeds the limit of {MAX_LABEL_NAME_BYTES}",
+                    name.len()
+                )));
+            }
+            if value.len() > MAX_LABEL_VALUE_BYTES {
+                return Err(LabelError::TooLarge(format!(
+                    "value of label {name:?} has {} bytes, over the limit of {MAX_LABEL_VALUE_BYTES}",
+                    value.len()
+                )));
+            }
             if name == METRIC_NAME_LABEL {
                 if !is_valid_metric_name(&value) {
                     return Err(LabelError::InvalidMetricName(value));
@@ -92,6 +114,12 @@ impl Labels {
                 continue;
             }
             labels.push(Label { name, value });
+        }
+        if labels.len() > MAX_LABELS {
+            return Err(LabelError::TooLarge(format!(
+                "{} labels exceed the limit of {MAX_LABELS} per series",
+                labels.len()
+            )));
         }
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(pair) = labels.windows(2).find(|pair| pair[0].name == pair[1].name) {
@@ -390,6 +418,15 @@ mod tests {
             Err(LabelError::EmptyName)
         );
         assert!(is_valid_metric_name("node:cpu:rate5m") && !is_valid_label_name("a:b"));
+        let long = "v".repeat(MAX_LABEL_VALUE_BYTES + 1);
+        assert!(matches!(
+            Labels::series([("__name__", "x"), ("a", long.as_str())]),
+            Err(LabelError::TooLarge(_))
+        ));
+        let many: Vec<(String, String)> = (0..=MAX_LABELS)
+            .map(|i| (format!("l{i}"), "v".to_owned()))
+            .collect();
+        assert!(matches!(Labels::from_pairs(many), Err(LabelError::TooLarge(_))));
     }
 
     #[test]

@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ use obs_core::error::{Classify, ErrorKind};
 use obs_core::partition::{DataLayout, DayPartitionDir, DiskPressure, Partition, PartitionSet};
 use obs_core::series::{Labels, Matcher, MetricsQuerier, SeriesSamples, StorageError};
 use obs_core::time::{Day, TimestampMs};
-use obs_core::wal::{Wal, WalError, WalOptions};
+use obs_core::wal::{Lsn, Wal, WalError, WalOptions};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use roaring::RoaringBitmap;
 
@@ -205,6 +204,8 @@ struct SeriesState {
     max_ts: i64,
     /// Bounds or labels changed since the last flush.
     dirty: bool,
+    /// Its definition is in a durable log record or in the index.
+    defined: bool,
 }
 
 impl SeriesState {
@@ -217,6 +218,7 @@ impl SeriesState {
             min_ts: i64::MAX,
             max_ts: i64::MIN,
             dirty: true,
+            defined: false,
         }
     }
 
@@ -324,6 +326,17 @@ impl SeriesState {
     }
 }
 
+/// The first label of `labels` whose name is denied. Compares lengths before bytes: this runs
+/// for every series of every request.
+fn denied_label(denied: &[String], labels: &Labels) -> Option<String> {
+    labels.iter().find_map(|label| {
+        denied
+            .iter()
+            .find(|name| name.len() == label.name.len() && **name == label.name)
+            .cloned()
+    })
+}
+
 /// The value bits at `ts` in an encoded chunk.
 fn value_in_chunk(bytes: &[u8], ts: i64) -> Option<u64> {
     let samples = chunk::decode(bytes).ok()?;
@@ -335,7 +348,7 @@ fn value_in_chunk(bytes: &[u8], ts: i64) -> Option<u64> {
 
 #[derive(Debug, Default)]
 struct Head {
-    by_labels: HashMap<Labels, u32>,
+    by_labels: HashMap<Labels, u32, foldhash::fast::RandomState>,
     series: Vec<Option<SeriesState>>,
     /// label name -> label value -> series ids.
     postings: BTreeMap<String, BTreeMap<String, RoaringBitmap>>,
@@ -350,6 +363,26 @@ impl Head {
         let id = self.series.len() as u32;
         self.insert(id, SeriesState::new(labels.clone()));
         id
+    }
+
+    /// Defines series `id` from a log record; refuses an id already used by other labels.
+    fn define(&mut self, id: u32, labels: Labels) -> Result<(), String> {
+        match self.state(id) {
+            Some(state) if state.labels == labels => Ok(()),
+            Some(state) => Err(format!(
+                "record defines series {id} as {labels} but it is {}",
+                state.labels
+            )),
+            None => {
+                if self.by_labels.contains_key(&labels) {
+                    return Err(format!("record defines {labels} again under another id {id}"));
+                }
+                let mut state = SeriesState::new(labels);
+                state.defined = true;
+                self.insert(id, state);
+                Ok(())
+            }
+        }
     }
 
     fn insert(&mut self, id: u32, state: SeriesState) {
@@ -402,6 +435,50 @@ impl Head {
     }
 }
 
+/// The day partitions: which exist on disk, and the ones open.
+#[derive(Debug, Default)]
+struct Partitions {
+    open: BTreeMap<Day, Arc<Database>>,
+    known_days: BTreeSet<Day>,
+}
+
+/// Loads the series of the index into the head. A missing table means a new store; any other
+/// error stops the open, so that ids in use are never handed out again.
+fn load_index(
+    index: &Database,
+    path: &std::path::Path,
+    head: &mut Head,
+    report: &mut OpenReport,
+) -> Result<(), MetricsError> {
+    let txn = index.begin_read().map_err(|err| storage_error(path, err))?;
+    let series = match txn.open_table(SERIES) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(err) => return Err(storage_error(path, err)),
+    };
+    let bounds = match txn.open_table(SERIES_BOUNDS) {
+        Ok(table) => Some(table),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(err) => return Err(storage_error(path, err)),
+    };
+    for entry in series.iter().map_err(|err| storage_error(path, err))? {
+        let (id, encoded) = entry.map_err(|err| storage_error(path, err))?;
+        let id = id.value();
+        let (labels, _) = Labels::decode(encoded.value()).map_err(|err| storage_error(path, err))?;
+        let mut state = SeriesState::new(labels);
+        if let Some(bounds) = &bounds
+            && let Some(range) = bounds.get(id).map_err(|err| storage_error(path, err))?
+        {
+            (state.min_ts, state.max_ts) = range.value();
+        }
+        state.dirty = false;
+        state.defined = true;
+        head.insert(id, state);
+        report.indexed_series += 1;
+    }
+    Ok(())
+}
+
 /// The metrics store. See the [module docs](self).
 pub struct MetricsStore {
     layout: DataLayout,
@@ -410,13 +487,12 @@ pub struct MetricsStore {
     wal: Wal,
     index: Database,
     head: RwLock<Head>,
-    partitions: Mutex<BTreeMap<Day, Arc<Database>>>,
+    partitions: Mutex<Partitions>,
     /// Held shared from before a batch's log write until its head apply; held exclusively by a
     /// checkpoint while it rotates the log.
     apply_gate: tokio::sync::RwLock<()>,
     /// Serializes flushes.
     flush_lock: Mutex<()>,
-    chunk_sequence: AtomicU32,
     pressure: OnceLock<Arc<DiskPressure>>,
 }
 
@@ -453,52 +529,36 @@ impl MetricsStore {
         let index = Database::create(&index_path).map_err(|err| storage_error(&index_path, err))?;
         let mut head = Head::default();
         let mut report = OpenReport::default();
-        {
-            let txn = index
-                .begin_read()
-                .map_err(|err| storage_error(&index_path, err))?;
-            if let (Ok(series), Ok(bounds)) = (txn.open_table(SERIES), txn.open_table(SERIES_BOUNDS)) {
-                for entry in series.iter().map_err(|err| storage_error(&index_path, err))? {
-                    let (id, encoded) = entry.map_err(|err| storage_error(&index_path, err))?;
-                    let id = id.value();
-                    let (labels, _) =
-                        Labels::decode(encoded.value()).map_err(|err| storage_error(&index_path, err))?;
-                    let mut state = SeriesState::new(labels);
-                    if let Some(range) = bounds.get(id).map_err(|err| storage_error(&index_path, err))? {
-                        (state.min_ts, state.max_ts) = range.value();
-                    }
-                    state.dirty = false;
-                    head.insert(id, state);
-                    report.indexed_series += 1;
-                }
-            }
-        }
+        load_index(&index, &index_path, &mut head, &mut report)?;
         let mut replayed_samples = 0u64;
         let mut record_error = None;
         let (wal, wal_report) = Wal::open(
             &layout.wal_dir(Signal::Metrics),
             options.wal.clone(),
             |_, payload| {
-                match walrec::decode(payload) {
-                    Ok(batch) => {
-                        for series in batch {
-                            let id = head.get_or_create(&series.labels);
-                            if let Some(Some(state)) = head.series.get_mut(id as usize) {
-                                for (ts, value) in series.samples {
-                                    state.apply(ts, value);
-                                    replayed_samples += 1;
-                                }
-                            }
+                // A record that passed its checksum but does not make sense is a bug, not
+                // damage: stop rather than silently skip acknowledged data.
+                let result = walrec::decode(payload).and_then(|record| {
+                    for (id, labels) in record.definitions {
+                        head.define(id, labels)?;
+                    }
+                    for (id, samples) in record.samples {
+                        let Some(Some(state)) = head.series.get_mut(id as usize) else {
+                            return Err(format!("record uses series {id} before defining it"));
+                        };
+                        // Samples that expired while the appliance was down come back until the
+                        // next retention pass drops their day again.
+                        for (ts, value) in samples {
+                            state.apply(ts, value);
+                            replayed_samples += 1;
                         }
-                        Ok(())
                     }
-                    Err(err) => {
-                        // A record that passed its checksum but does not decode is a bug, not
-                        // damage: stop rather than silently skip acknowledged data.
-                        record_error = Some(err.clone());
-                        Err(err)
-                    }
+                    Ok(())
+                });
+                if let Err(err) = &result {
+                    record_error = Some(err.clone());
                 }
+                result
             },
         )
         .map_err(|err| match record_error.take() {
@@ -508,17 +568,30 @@ impl MetricsStore {
         report.replayed_records = wal_report.records;
         report.replayed_samples = replayed_samples;
         report.wal_corruptions = wal_report.corruptions.len();
+        let partitions_dir = DayPartitionDir::new(Signal::Metrics, dir.clone());
+        let mut known_days = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).map_err(|err| storage_error(&dir, err))? {
+            let entry = entry.map_err(|err| storage_error(&dir, err))?;
+            if let Some(name) = entry.file_name().to_str()
+                && name.ends_with(".redb")
+                && let Some(day) = obs_core::partition::partition_day(name)
+            {
+                known_days.insert(day);
+            }
+        }
         let store = MetricsStore {
             layout: layout.clone(),
             options,
-            partitions_dir: DayPartitionDir::new(Signal::Metrics, dir),
+            partitions_dir,
             wal,
             index,
             head: RwLock::new(head),
-            partitions: Mutex::new(BTreeMap::new()),
+            partitions: Mutex::new(Partitions {
+                open: BTreeMap::new(),
+                known_days,
+            }),
             apply_gate: tokio::sync::RwLock::new(()),
             flush_lock: Mutex::new(()),
-            chunk_sequence: AtomicU32::new(0),
             pressure: OnceLock::new(),
         };
         Ok((store, report))
@@ -544,17 +617,16 @@ impl MetricsStore {
             return Err(MetricsError::DiskFull);
         }
         let _gate = self.apply_gate.read().await;
-        let (accepted, mut outcome) = self.validate(batch, now);
+        let (record, accepted, mut outcome) = self.validate(batch, now);
         if accepted.is_empty() {
             return Ok(outcome);
         }
-        let record = walrec::encode(&accepted);
         self.wal.append(record).await?;
         let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
-        for series in accepted {
-            let id = head.get_or_create(&series.labels);
+        for (id, samples) in accepted {
             if let Some(Some(state)) = head.series.get_mut(id as usize) {
-                for (ts, value) in series.samples {
+                state.defined = true;
+                for (ts, value) in samples {
                     if state.apply(ts, value) {
                         outcome.accepted += 1;
                     } else {
@@ -566,22 +638,25 @@ impl MetricsStore {
         Ok(outcome)
     }
 
-    fn validate(&self, batch: Vec<SeriesSamples>, now: TimestampMs) -> (Vec<SeriesSamples>, AppendOutcome) {
+    /// Checks a batch against the head, creating its new series; returns the log record to
+    /// write, the accepted samples by series id, and the refusals.
+    #[allow(clippy::type_complexity)]
+    fn validate(
+        &self,
+        batch: Vec<SeriesSamples>,
+        now: TimestampMs,
+    ) -> (Vec<u8>, Vec<(u32, Vec<(i64, f64)>)>, AppendOutcome) {
         let mut outcome = AppendOutcome::default();
         let oldest = now.saturating_sub(self.options.retention).0;
         let newest = now
             .0
             .saturating_add(self.options.future_tolerance.as_millis() as i64);
         let window = self.options.out_of_order_window.as_millis() as i64;
-        let head = self.head.read().unwrap_or_else(|poison| poison.into_inner());
-        let mut accepted = Vec::with_capacity(batch.len());
+        let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
+        let mut accepted: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(batch.len());
+        let mut definitions: Vec<u32> = Vec::new();
         for mut series in batch {
-            if let Some(denied) = self
-                .options
-                .denied_label_names
-                .iter()
-                .find(|name| series.labels.get(name).is_some())
-            {
+            if let Some(denied) = denied_label(&self.options.denied_label_names, &series.labels) {
                 outcome.rejected.push(Rejection {
                     labels: series.labels,
                     timestamp_ms: None,
@@ -590,9 +665,9 @@ impl MetricsStore {
                 continue;
             }
             series.samples.sort_by_key(|(ts, _)| *ts);
-            let series_id = head.by_labels.get(&series.labels).copied();
-            let state = series_id.and_then(|id| head.state(id));
-            let mut newest_seen = state.map_or(i64::MIN, |state| state.max_ts);
+            let id = head.get_or_create(&series.labels);
+            let Some(state) = head.state(id) else { continue };
+            let mut newest_seen = state.max_ts;
             let mut kept: Vec<(i64, f64)> = Vec::with_capacity(series.samples.len());
             for (ts, value) in std::mem::take(&mut series.samples) {
                 let reason = if ts < oldest {
@@ -613,9 +688,7 @@ impl MetricsStore {
                             }
                             // Late samples are checked against memory, then against the
                             // partitions (rare, so the disk read is affordable).
-                            state
-                                .and_then(|s| s.value_in_memory(ts))
-                                .or_else(|| series_id.and_then(|id| self.persisted_value(id, ts)))
+                            state.value_in_memory(ts).or_else(|| self.persisted_value(id, ts))
                         });
                     match existing {
                         Some(bits) if bits == value.to_bits() => {
@@ -639,13 +712,18 @@ impl MetricsStore {
                 }
             }
             if !kept.is_empty() {
-                accepted.push(SeriesSamples {
-                    labels: series.labels,
-                    samples: kept,
-                });
+                if !state.defined {
+                    definitions.push(id);
+                }
+                accepted.push((id, kept));
             }
         }
-        (accepted, outcome)
+        let definitions: Vec<(u32, &Labels)> = definitions
+            .iter()
+            .filter_map(|&id| head.state(id).map(|state| (id, &state.labels)))
+            .collect();
+        let record = walrec::encode(&definitions, &accepted);
+        (record, accepted, outcome)
     }
 
     /// Writes every sealed chunk and changed series to disk with a durable commit.
@@ -710,23 +788,8 @@ impl MetricsStore {
         by_day: &BTreeMap<Day, Vec<(u32, MemChunk)>>,
         series_rows: &[(u32, Vec<u8>, (i64, i64))],
     ) -> Result<(), MetricsError> {
-        for (day, chunks) in by_day {
-            let db = self
-                .partition(*day, true)?
-                .ok_or_else(|| storage_error(&self.partitions_dir.partition_path(*day, "redb"), "missing"))?;
-            let path = self.partitions_dir.partition_path(*day, "redb");
-            let txn = db.begin_write().map_err(|err| storage_error(&path, err))?;
-            {
-                let mut table = txn.open_table(CHUNKS).map_err(|err| storage_error(&path, err))?;
-                for (id, chunk) in chunks {
-                    let sequence = self.chunk_sequence.fetch_add(1, Ordering::Relaxed);
-                    table
-                        .insert((*id, chunk.min_ts, sequence), chunk.bytes.as_slice())
-                        .map_err(|err| storage_error(&path, err))?;
-                }
-            }
-            txn.commit().map_err(|err| storage_error(&path, err))?;
-        }
+        // The index first: every series id found in a partition has its labels in the index,
+        // so that replay after a crash can never give that id to another series.
         if !series_rows.is_empty() {
             let path = self.layout.signal_dir(Signal::Metrics).join("index.redb");
             let txn = self
@@ -749,15 +812,58 @@ impl MetricsStore {
             }
             txn.commit().map_err(|err| storage_error(&path, err))?;
         }
+        for (day, chunks) in by_day {
+            let path = self.partitions_dir.partition_path(*day, "redb");
+            let db = self
+                .partition(*day, true)?
+                .ok_or_else(|| storage_error(&path, "partition vanished"))?;
+            let txn = db.begin_write().map_err(|err| storage_error(&path, err))?;
+            {
+                let mut table = txn.open_table(CHUNKS).map_err(|err| storage_error(&path, err))?;
+                for (id, chunk) in chunks {
+                    // Two chunks of a series may start at the same millisecond (an
+                    // out-of-order chunk beside an in-order one): the sequence tells them
+                    // apart. A chunk already stored byte for byte (a flush retried after a
+                    // partial failure) is not stored twice.
+                    let mut sequence = 0u32;
+                    loop {
+                        let existing = table
+                            .get((*id, chunk.min_ts, sequence))
+                            .map_err(|err| storage_error(&path, err))?;
+                        match existing {
+                            None => break,
+                            Some(stored) if stored.value() == chunk.bytes.as_slice() => {
+                                sequence = u32::MAX;
+                                break;
+                            }
+                            Some(_) => sequence += 1,
+                        }
+                    }
+                    if sequence == u32::MAX {
+                        continue;
+                    }
+                    table
+                        .insert((*id, chunk.min_ts, sequence), chunk.bytes.as_slice())
+                        .map_err(|err| storage_error(&path, err))?;
+                }
+            }
+            txn.commit().map_err(|err| storage_error(&path, err))?;
+        }
         Ok(())
     }
 
-    /// Persists everything accepted so far and truncates the write-ahead log behind it.
-    pub async fn checkpoint(&self) -> Result<(), MetricsError> {
-        let rotated_at = {
-            let _exclusive = self.apply_gate.write().await;
-            self.wal.rotate().await?
-        };
+    /// The first, non-blocking half of a checkpoint: rotates the log while no append is
+    /// between its log write and its head apply. Returns the rotation point to pass to
+    /// [`MetricsStore::finish_checkpoint`].
+    pub async fn begin_checkpoint(&self) -> Result<Lsn, MetricsError> {
+        let _exclusive = self.apply_gate.write().await;
+        Ok(self.wal.rotate().await?)
+    }
+
+    /// The second, blocking half of a checkpoint (run it off the async threads): seals every
+    /// open chunk, flushes everything with durable commits, then unlinks the log segments
+    /// before `rotated_at`.
+    pub fn finish_checkpoint(&self, rotated_at: Lsn) -> Result<(), MetricsError> {
         {
             let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
             for state in head.series.iter_mut().flatten() {
@@ -769,11 +875,22 @@ impl MetricsStore {
         Ok(())
     }
 
-    /// Checkpoints, then closes the write-ahead log.
+    /// Both halves of a checkpoint. The second half blocks the calling thread.
+    pub async fn checkpoint(&self) -> Result<(), MetricsError> {
+        let rotated_at = self.begin_checkpoint().await?;
+        self.finish_checkpoint(rotated_at)
+    }
+
+    /// Checkpoints, then closes the write-ahead log. Blocks the calling thread while flushing.
     pub async fn close(&self) -> Result<(), MetricsError> {
         let result = self.checkpoint().await;
         self.wal.close();
         result
+    }
+
+    /// Closes the write-ahead log (after a final checkpoint); later appends fail.
+    pub fn close_wal(&self) {
+        self.wal.close();
     }
 
     /// The open partition of `day`, created when `create` is set.
@@ -782,16 +899,26 @@ impl MetricsStore {
             .partitions
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(db) = partitions.get(&day) {
+        if let Some(db) = partitions.open.get(&day) {
             return Ok(Some(Arc::clone(db)));
         }
-        let path = self.partitions_dir.partition_path(day, "redb");
-        if !create && !path.exists() {
+        if !create && !partitions.known_days.contains(&day) {
             return Ok(None);
         }
+        let path = self.partitions_dir.partition_path(day, "redb");
         let db = Arc::new(Database::create(&path).map_err(|err| storage_error(&path, err))?);
-        partitions.insert(day, Arc::clone(&db));
+        partitions.open.insert(day, Arc::clone(&db));
+        partitions.known_days.insert(day);
         Ok(Some(db))
+    }
+
+    /// Days with a partition on disk within `[first, last]`.
+    fn days_between(&self, first: Day, last: Day) -> Vec<Day> {
+        let partitions = self
+            .partitions
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        partitions.known_days.range(first..=last).copied().collect()
     }
 
     fn persisted_samples(
@@ -804,8 +931,7 @@ impl MetricsStore {
         // Chunks never cross a UTC day, so only the days of the range hold samples of it.
         let first_day = Day::containing(TimestampMs(mint));
         let last_day = Day::containing(TimestampMs(maxt));
-        for day in first_day.0..=last_day.0 {
-            let day = Day(day);
+        for day in self.days_between(first_day, last_day) {
             let Some(db) = self.partition(day, false)? else {
                 continue;
             };
@@ -919,10 +1045,14 @@ impl PartitionSet for MetricsStore {
 
     fn drop_partition(&self, day: Day) -> std::io::Result<u64> {
         // Readers holding the database keep the unlinked file until they finish.
-        self.partitions
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .remove(&day);
+        {
+            let mut partitions = self
+                .partitions
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            partitions.open.remove(&day);
+            partitions.known_days.remove(&day);
+        }
         self.partitions_dir.drop_partition(day)
     }
 }
