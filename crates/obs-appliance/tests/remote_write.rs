@@ -81,7 +81,8 @@ fn open_store(dir: &std::path::Path) -> MetricsStore {
 #[test]
 fn acknowledged_samples_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let base = now_ms() - 3_600_000;
+    // One request per simulated 100 ms, starting two hours back: never in the future.
+    let base = now_ms() - 7_200_000;
     // (series index, timestamp) -> value, for every request answered 204.
     let acknowledged: Arc<Mutex<BTreeMap<(u32, i64), f64>>> = Arc::default();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(42);
@@ -100,7 +101,7 @@ fn acknowledged_samples_survive_sigkill() {
                 let deadline = Instant::now() + Duration::from_secs(20);
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     number += 1;
-                    let ts = base + number * 1000;
+                    let ts = base + number * 100;
                     let batch: Vec<TimeSeries> = (0..20u32)
                         .map(|i| {
                             let labels =
@@ -139,7 +140,7 @@ fn acknowledged_samples_survive_sigkill() {
     // Every acknowledged sample is there, exactly, through the storage trait.
     let store = open_store(dir.path());
     let found = store
-        .select(&[Matcher::equal("__name__", "crash_test")], base, now_ms())
+        .select(&[Matcher::equal("__name__", "crash_test")], base, i64::MAX)
         .unwrap();
     let mut stored: BTreeMap<(u32, i64), f64> = BTreeMap::new();
     for series in found {
