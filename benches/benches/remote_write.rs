@@ -415,11 +415,15 @@ fn generate(count: usize, rounds: usize) -> Vec<Vec<u8>> {
             let timeseries = (chunk_start..end)
                 .map(|index| {
                     let (labels, kind) = &series[index];
-                    values[index] = match kind {
+                    let next = match kind {
                         Kind::Counter => values[index] + (rng.next() % 100) as f64 / 100.0,
                         Kind::Bucket => values[index] + (rng.next() % 3) as f64,
                         Kind::Gauge => (values[index] * (0.95 + rng.unit() * 0.1)).round(),
                     };
+                    // Exporters print decimals (node_cpu_seconds_total 12345.67) and receivers
+                    // parse them: the value is the double nearest to a 2-decimal number, not a
+                    // sum of binary fractions.
+                    values[index] = (next * 100.0).round() / 100.0;
                     TimeSeries {
                         labels: labels.clone(),
                         samples: vec![Sample {

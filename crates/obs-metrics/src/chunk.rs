@@ -205,9 +205,11 @@ impl XorEncoder {
         self.bits.write_bits(xor >> trailing, significant);
     }
 
-    /// The encoded chunk: `u16` big-endian sample count, then the bit stream.
+    /// The encoded chunk: format byte [`FORMAT_XOR`], `u16` big-endian sample count, then the
+    /// bit stream.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(2 + self.bits.bytes.len());
+        let mut bytes = Vec::with_capacity(3 + self.bits.bytes.len());
+        bytes.push(FORMAT_XOR);
         bytes.extend_from_slice(&self.count.to_be_bytes());
         bytes.extend_from_slice(&self.bits.bytes);
         bytes
@@ -219,8 +221,164 @@ impl XorEncoder {
 #[error("corrupt chunk: {0}")]
 pub struct ChunkError(&'static str);
 
-/// Decodes every sample of an encoded chunk.
+/// Chunk format byte: Gorilla XOR bit stream (open chunks, and sealed ones that are not
+/// decimal).
+pub const FORMAT_XOR: u8 = 1;
+/// Chunk format byte: decimal values as scaled integers, varint deltas.
+pub const FORMAT_DECIMAL: u8 = 2;
+
+/// Decodes every sample of an encoded chunk, of any format.
 pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
+    match bytes.split_first() {
+        Some((&FORMAT_XOR, rest)) => decode_xor(rest),
+        Some((&FORMAT_DECIMAL, rest)) => decode_decimal(rest),
+        Some(_) => Err(ChunkError("unknown chunk format")),
+        None => Err(ChunkError("empty chunk")),
+    }
+}
+
+/// Encodes a sealed chunk in the smaller of the two formats. Samples must have strictly
+/// increasing timestamps; at most `u16::MAX` of them.
+pub fn encode_sealed(samples: &[(i64, f64)]) -> Vec<u8> {
+    let mut xor = XorEncoder::new();
+    for &(ts, value) in samples {
+        xor.append(ts, value);
+    }
+    let xor = xor.to_bytes();
+    match encode_decimal(samples) {
+        Some(decimal) if decimal.len() < xor.len() => decimal,
+        _ => xor,
+    }
+}
+
+/// The smallest power of ten (up to 10^9) that turns every value into an integer exactly
+/// (bit for bit after dividing back), with the scaled integers; `None` when there is none
+/// (NaN, infinities, -0.0, binary fractions, huge values).
+fn decimal_scale(samples: &[(i64, f64)]) -> Option<(u8, Vec<i64>)> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53: integers exact in f64
+    'scales: for scale in 0u8..=9 {
+        let factor = 10f64.powi(i32::from(scale));
+        let mut scaled = Vec::with_capacity(samples.len());
+        for &(_, value) in samples {
+            let candidate = (value * factor).round();
+            if !candidate.is_finite() || candidate.abs() >= LIMIT {
+                return None;
+            }
+            // Check through the integer, as decoding will see it (this also refuses -0.0).
+            let integer = candidate as i64;
+            if (integer as f64 / factor).to_bits() != value.to_bits() {
+                continue 'scales;
+            }
+            scaled.push(integer);
+        }
+        return Some((scale, scaled));
+    }
+    None
+}
+
+fn put_varint(buffer: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        buffer.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buffer.push(value as u8);
+}
+
+fn put_signed(buffer: &mut Vec<u8>, value: i64) {
+    put_varint(buffer, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, ChunkError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*pos).ok_or(ChunkError("truncated varint"))?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(ChunkError("varint longer than 64 bits"))
+}
+
+fn get_signed(bytes: &[u8], pos: &mut usize) -> Result<i64, ChunkError> {
+    let raw = get_varint(bytes, pos)?;
+    Ok((raw >> 1) as i64 ^ -((raw & 1) as i64))
+}
+
+/// Format [`FORMAT_DECIMAL`]: `u16` BE count, `u8` scale, then zigzag varints: the first
+/// timestamp, the first delta, then deltas of deltas; the first scaled value, then deltas.
+fn encode_decimal(samples: &[(i64, f64)]) -> Option<Vec<u8>> {
+    let (scale, scaled) = decimal_scale(samples)?;
+    let mut buffer = Vec::with_capacity(8 + samples.len() * 3);
+    buffer.push(FORMAT_DECIMAL);
+    buffer.extend_from_slice(&(samples.len() as u16).to_be_bytes());
+    buffer.push(scale);
+    let mut previous_ts = 0i64;
+    let mut previous_delta = 0i64;
+    for (index, &(ts, _)) in samples.iter().enumerate() {
+        match index {
+            0 => put_signed(&mut buffer, ts),
+            1 => {
+                previous_delta = ts.wrapping_sub(previous_ts);
+                put_signed(&mut buffer, previous_delta);
+            }
+            _ => {
+                let delta = ts.wrapping_sub(previous_ts);
+                put_signed(&mut buffer, delta.wrapping_sub(previous_delta));
+                previous_delta = delta;
+            }
+        }
+        previous_ts = ts;
+    }
+    let mut previous = 0i64;
+    for value in scaled {
+        put_signed(&mut buffer, value.wrapping_sub(previous));
+        previous = value;
+    }
+    Some(buffer)
+}
+
+fn decode_decimal(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
+    let header = bytes.get(..3).ok_or(ChunkError("missing header"))?;
+    let count = u16::from_be_bytes([header[0], header[1]]) as usize;
+    let scale = header[2];
+    if scale > 9 {
+        return Err(ChunkError("decimal scale out of range"));
+    }
+    let factor = 10f64.powi(i32::from(scale));
+    let mut pos = 3;
+    let mut timestamps = Vec::with_capacity(count);
+    let mut ts = 0i64;
+    let mut delta = 0i64;
+    for index in 0..count {
+        let raw = get_signed(bytes, &mut pos)?;
+        match index {
+            0 => ts = raw,
+            1 => {
+                delta = raw;
+                ts = ts.wrapping_add(delta);
+            }
+            _ => {
+                delta = delta.wrapping_add(raw);
+                ts = ts.wrapping_add(delta);
+            }
+        }
+        timestamps.push(ts);
+    }
+    let mut samples = Vec::with_capacity(count);
+    let mut value = 0i64;
+    for ts in timestamps {
+        value = value.wrapping_add(get_signed(bytes, &mut pos)?);
+        samples.push((ts, value as f64 / factor));
+    }
+    if pos != bytes.len() {
+        return Err(ChunkError("trailing bytes after the last sample"));
+    }
+    Ok(samples)
+}
+
+fn decode_xor(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
     let header = bytes.get(..2).ok_or(ChunkError("missing header"))?;
     let count = u16::from_be_bytes([header[0], header[1]]) as usize;
     let mut samples = Vec::with_capacity(count);
@@ -350,7 +508,52 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode(&[]).is_err());
-        assert!(decode(&[0, 5, 1, 2, 3]).is_err());
-        assert_eq!(decode(&[0, 0]).unwrap(), vec![]);
+        assert!(decode(&[FORMAT_XOR, 0, 5, 1, 2, 3]).is_err());
+        assert!(decode(&[FORMAT_DECIMAL, 0, 5, 1, 2, 3]).is_err());
+        assert!(decode(&[9, 0, 0]).is_err());
+        assert_eq!(decode(&[FORMAT_XOR, 0, 0]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn decimal_values_take_the_decimal_format_and_round_trip() {
+        // Values as a text parser produces them: the doubles nearest to 2-decimal numbers.
+        let samples: Vec<(i64, f64)> = (0..120)
+            .map(|i| {
+                (
+                    1_700_000_000_000 + i * 15_000 + (i % 3),
+                    ((1234.0 + i as f64 * 0.37) * 100.0).round() / 100.0,
+                )
+            })
+            .collect();
+        let sealed = encode_sealed(&samples);
+        assert_eq!(sealed[0], FORMAT_DECIMAL);
+        let decoded = decode(&sealed).unwrap();
+        assert_eq!(decoded.len(), samples.len());
+        for (got, want) in decoded.iter().zip(&samples) {
+            assert_eq!((got.0, got.1.to_bits()), (want.0, want.1.to_bits()));
+        }
+        let mut xor = XorEncoder::new();
+        for &(ts, value) in &samples {
+            xor.append(ts, value);
+        }
+        assert!(
+            sealed.len() * 2 < xor.to_bytes().len(),
+            "{} vs {}",
+            sealed.len(),
+            xor.to_bytes().len()
+        );
+        // Specials fall back to XOR, bit-exact.
+        let specials = [
+            (1, -0.0),
+            (2, f64::NAN),
+            (3, f64::from_bits(STALE_NAN_BITS)),
+            (4, 0.1 + 0.2),
+        ];
+        let sealed = encode_sealed(&specials);
+        assert_eq!(sealed[0], FORMAT_XOR);
+        let decoded = decode(&sealed).unwrap();
+        for (got, want) in decoded.iter().zip(&specials) {
+            assert_eq!(got.1.to_bits(), want.1.to_bits());
+        }
     }
 }

@@ -227,36 +227,39 @@ impl SeriesState {
             return;
         }
         let open = std::mem::replace(&mut self.open, XorEncoder::new());
+        let bytes = open.to_bytes();
+        // Re-encode in the smallest format now that the chunk is complete.
+        let bytes = chunk::decode(&bytes).map_or(bytes, |samples| chunk::encode_sealed(&samples));
         self.sealed.push(MemChunk {
             min_ts: open.first_ts(),
             max_ts: open.last_ts(),
-            bytes: Arc::new(open.to_bytes()),
+            bytes: Arc::new(bytes),
         });
     }
 
     /// Turns out-of-order samples into sealed chunks (split by day and chunk size).
     fn seal_out_of_order(&mut self) {
-        let samples = std::mem::take(&mut self.out_of_order);
-        let mut encoder = XorEncoder::new();
-        for (ts, bits) in samples {
-            let new_day = !encoder.is_empty()
-                && Day::containing(TimestampMs(ts)) != Day::containing(TimestampMs(encoder.first_ts()));
-            if new_day || encoder.len() >= SAMPLES_PER_CHUNK {
-                self.sealed.push(MemChunk {
-                    min_ts: encoder.first_ts(),
-                    max_ts: encoder.last_ts(),
-                    bytes: Arc::new(encoder.to_bytes()),
-                });
-                encoder = XorEncoder::new();
+        let samples: Vec<(i64, f64)> = std::mem::take(&mut self.out_of_order)
+            .into_iter()
+            .map(|(ts, bits)| (ts, f64::from_bits(bits)))
+            .collect();
+        let mut start = 0;
+        while start < samples.len() {
+            let day = Day::containing(TimestampMs(samples[start].0));
+            let mut end = start + 1;
+            while end < samples.len()
+                && end - start < SAMPLES_PER_CHUNK
+                && Day::containing(TimestampMs(samples[end].0)) == day
+            {
+                end += 1;
             }
-            encoder.append(ts, f64::from_bits(bits));
-        }
-        if !encoder.is_empty() {
+            let part = &samples[start..end];
             self.sealed.push(MemChunk {
-                min_ts: encoder.first_ts(),
-                max_ts: encoder.last_ts(),
-                bytes: Arc::new(encoder.to_bytes()),
+                min_ts: part[0].0,
+                max_ts: part[part.len() - 1].0,
+                bytes: Arc::new(chunk::encode_sealed(part)),
             });
+            start = end;
         }
     }
 

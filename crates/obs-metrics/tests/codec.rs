@@ -2,7 +2,7 @@
 //! round-trip exactly, including NaN, ±Inf, stale markers and counter resets.
 #![allow(clippy::unwrap_used)]
 
-use obs_metrics::chunk::{STALE_NAN_BITS, XorEncoder, decode};
+use obs_metrics::chunk::{STALE_NAN_BITS, XorEncoder, decode, encode_sealed};
 use proptest::prelude::*;
 
 fn value() -> impl Strategy<Value = f64> {
@@ -63,6 +63,33 @@ proptest! {
             expected.push((ts, counter));
         }
         prop_assert_eq!(decode(&encoder.to_bytes()).unwrap(), expected);
+    }
+
+    #[test]
+    fn sealed_chunks_round_trip_bit_exact_in_either_format(
+        start in -(1i64 << 50)..(1i64 << 50),
+        decimals in 0u32..4,
+        points in proptest::collection::vec((step(), prop_oneof![
+            4 => (-1_000_000_000i64..1_000_000_000).prop_map(|v| v as f64),
+            1 => value(),
+        ]), 1..300),
+    ) {
+        let factor = 10f64.powi(decimals as i32);
+        let mut samples = Vec::new();
+        let mut ts = start;
+        for (step, value) in points {
+            ts += step;
+            // Mostly decimal values (as parsed from text), sometimes anything at all.
+            let value = if value.is_finite() && value.fract() == 0.0 { value / factor } else { value };
+            samples.push((ts, value));
+        }
+        let decoded: Vec<(i64, u64)> = decode(&encode_sealed(&samples))
+            .unwrap()
+            .into_iter()
+            .map(|(ts, value)| (ts, value.to_bits()))
+            .collect();
+        let expected: Vec<(i64, u64)> = samples.iter().map(|(ts, value)| (*ts, value.to_bits())).collect();
+        prop_assert_eq!(decoded, expected);
     }
 
     #[test]
