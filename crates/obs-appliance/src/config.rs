@@ -29,6 +29,9 @@ pub(crate) struct Config {
     /// Request size limits.
     #[serde(default)]
     pub(crate) limits: LimitsConfig,
+    /// The metrics store: ingest rules and the cardinality guard.
+    #[serde(default)]
+    pub(crate) metrics: MetricsConfig,
     /// Logging.
     #[serde(default)]
     pub(crate) log: LogConfig,
@@ -204,6 +207,54 @@ impl FromStr for FsyncSetting {
 impl<'de> Deserialize<'de> for FsyncSetting {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FsyncSetting, D::Error> {
         obs_core::units::deserialize_from_str(deserializer)
+    }
+}
+
+/// `metrics:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MetricsConfig {
+    /// How far behind a series' newest sample a sample may still arrive.
+    #[serde(default = "default_out_of_order_window")]
+    pub(crate) out_of_order_window: PromDuration,
+    /// Label names refused on metrics: high-cardinality correlation keys belong in logs and
+    /// traces.
+    #[serde(default = "default_denied_labels")]
+    pub(crate) denied_labels: Vec<String>,
+    /// The most series the store holds.
+    #[serde(default = "default_max_series")]
+    pub(crate) max_series: usize,
+    /// The most series one metric name may have.
+    #[serde(default = "default_max_series_per_metric")]
+    pub(crate) max_series_per_metric: usize,
+}
+
+fn default_out_of_order_window() -> PromDuration {
+    PromDuration::from_secs(3600)
+}
+
+fn default_denied_labels() -> Vec<String> {
+    ["run_id", "session_id", "task_id", "trace_id", "span_id"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_max_series() -> usize {
+    2_000_000
+}
+
+fn default_max_series_per_metric() -> usize {
+    200_000
+}
+
+impl Default for MetricsConfig {
+    fn default() -> MetricsConfig {
+        MetricsConfig {
+            out_of_order_window: default_out_of_order_window(),
+            denied_labels: default_denied_labels(),
+            max_series: default_max_series(),
+            max_series_per_metric: default_max_series_per_metric(),
+        }
     }
 }
 
@@ -398,6 +449,20 @@ impl Config {
                     "{} is smaller than limits.max_request_body ({}); raise it",
                     self.limits.max_decompressed_body, self.limits.max_request_body
                 ),
+            ));
+        }
+        for (index, name) in self.metrics.denied_labels.iter().enumerate() {
+            if !obs_core::series::is_valid_label_name(name) {
+                return Err(invalid(
+                    format!("metrics.denied_labels[{index}]"),
+                    format!("{name:?} is not a valid label name"),
+                ));
+            }
+        }
+        if self.metrics.max_series == 0 || self.metrics.max_series_per_metric == 0 {
+            return Err(invalid(
+                "metrics.max_series".to_owned(),
+                "series limits must be more than 0".to_owned(),
             ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {

@@ -146,6 +146,10 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     let wal_config = config.storage.wal;
     let metrics_options = MetricsOptions {
         retention: config.retention(Signal::Metrics),
+        out_of_order_window: config.metrics.out_of_order_window.as_std(),
+        denied_label_names: config.metrics.denied_labels.clone(),
+        max_series: config.metrics.max_series,
+        max_series_per_metric: config.metrics.max_series_per_metric,
         wal: wal_options(Signal::Metrics, &config),
         ..MetricsOptions::default()
     };

@@ -89,6 +89,7 @@ fn metrics_are_valid_exposition_format_with_the_promised_series() {
         "obs_filesystem_available_bytes ",
         "obs_storage_over_budget 0",
         "obs_build_info{",
+        "obs_metrics_samples_rejected_total{reason=\"denied_label\"} ",
     ] {
         assert!(body.contains(series), "{series:?} missing from /metrics:\n{body}");
     }

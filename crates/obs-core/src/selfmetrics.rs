@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The registry all self-metrics live in.
@@ -45,6 +45,14 @@ impl SelfRegistry {
     pub fn int_counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
         let metric = IntCounterVec::new(Opts::new(name, help), labels)
             .unwrap_or_else(|err| panic!("invalid self-metric {name}: {err}"));
+        self.register(Box::new(metric.clone()));
+        metric
+    }
+
+    /// Creates and registers a counter.
+    pub fn int_counter(&self, name: &str, help: &str) -> IntCounter {
+        let metric =
+            IntCounter::new(name, help).unwrap_or_else(|err| panic!("invalid self-metric {name}: {err}"));
         self.register(Box::new(metric.clone()));
         metric
     }

@@ -227,6 +227,14 @@ pub const FORMAT_XOR: u8 = 1;
 /// Chunk format byte: decimal values as scaled integers, varint deltas.
 pub const FORMAT_DECIMAL: u8 = 2;
 
+/// The number of samples an encoded chunk holds (0 for a damaged header).
+pub fn sample_count(bytes: &[u8]) -> usize {
+    match bytes.get(1..3) {
+        Some(count) => u16::from_be_bytes([count[0], count[1]]) as usize,
+        None => 0,
+    }
+}
+
 /// Decodes every sample of an encoded chunk, of any format.
 pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
     match bytes.split_first() {

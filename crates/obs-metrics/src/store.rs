@@ -56,6 +56,10 @@ pub struct MetricsOptions {
     pub future_tolerance: Duration,
     /// Label names refused on metrics (high-cardinality correlation keys).
     pub denied_label_names: Vec<String>,
+    /// The most series the store holds; new series beyond it are refused.
+    pub max_series: usize,
+    /// The most series one metric name may have; new series beyond it are refused.
+    pub max_series_per_metric: usize,
     /// The write-ahead log.
     pub wal: WalOptions,
 }
@@ -69,6 +73,8 @@ impl Default for MetricsOptions {
             denied_label_names: ["run_id", "session_id", "task_id", "trace_id", "span_id"]
                 .map(String::from)
                 .to_vec(),
+            max_series: 2_000_000,
+            max_series_per_metric: 200_000,
             wal: WalOptions::named("metrics"),
         }
     }
@@ -87,6 +93,13 @@ pub enum RejectReason {
     DuplicateTimestamp,
     /// The series carries a denied label.
     DeniedLabel(String),
+    /// The series is new and a series limit is reached.
+    SeriesLimit {
+        /// Which limit: `"max_series"` or `"max_series_per_metric"`.
+        limit: &'static str,
+        /// Its value.
+        value: usize,
+    },
 }
 
 /// One refused sample (or whole series, for [`RejectReason::DeniedLabel`]).
@@ -98,6 +111,20 @@ pub struct Rejection {
     pub timestamp_ms: Option<i64>,
     /// Why.
     pub reason: RejectReason,
+}
+
+impl RejectReason {
+    /// The label value of `obs_metrics_samples_rejected_total`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectReason::TooOld => "too_old",
+            RejectReason::TooFarInFuture => "too_far_in_future",
+            RejectReason::OutOfOrder => "out_of_order",
+            RejectReason::DuplicateTimestamp => "duplicate_timestamp",
+            RejectReason::DeniedLabel(_) => "denied_label",
+            RejectReason::SeriesLimit { .. } => "series_limit",
+        }
+    }
 }
 
 impl std::fmt::Display for Rejection {
@@ -130,6 +157,11 @@ impl std::fmt::Display for Rejection {
             RejectReason::DeniedLabel(name) => write!(
                 f,
                 "label name {name:?} is not allowed on metrics (series {}); put it in logs or traces",
+                self.labels
+            ),
+            RejectReason::SeriesLimit { limit, value } => write!(
+                f,
+                "new series {} refused: the {limit} limit of {value} series is reached; drop a high-cardinality label or raise metrics.{limit}",
                 self.labels
             ),
         }
@@ -353,6 +385,10 @@ fn value_in_chunk(bytes: &[u8], ts: i64) -> Option<u64> {
 struct Head {
     by_labels: HashMap<Labels, u32, foldhash::fast::RandomState>,
     series: Vec<Option<SeriesState>>,
+    /// Series per metric name.
+    per_metric: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// Metric names already logged for a refusal (each is logged once).
+    logged_refusals: std::collections::HashSet<(String, &'static str), foldhash::fast::RandomState>,
     /// label name -> label value -> series ids.
     postings: BTreeMap<String, BTreeMap<String, RoaringBitmap>>,
     all: RoaringBitmap,
@@ -388,7 +424,22 @@ impl Head {
         }
     }
 
+    /// Logs a refusal once per metric name and reason.
+    fn log_refusal_once(&mut self, labels: &Labels, rejection: &Rejection) {
+        let metric = labels.metric_name().unwrap_or_default().to_owned();
+        if self.logged_refusals.len() < 100_000
+            && self
+                .logged_refusals
+                .insert((metric.clone(), rejection.reason.as_str()))
+        {
+            tracing::warn!(metric = %metric, reason = rejection.reason.as_str(), message = %rejection, "metrics refused (logged once per metric and reason)");
+        }
+    }
+
     fn insert(&mut self, id: u32, state: SeriesState) {
+        if let Some(name) = state.labels.metric_name() {
+            *self.per_metric.entry(name.to_owned()).or_default() += 1;
+        }
         for label in state.labels.iter() {
             self.postings
                 .entry(label.name.clone())
@@ -436,6 +487,63 @@ impl Head {
         }
         result
     }
+}
+
+struct SelfMetrics {
+    appended: prometheus::IntCounter,
+    duplicates: prometheus::IntCounter,
+    rejected: prometheus::IntCounterVec,
+    active_series: prometheus::IntGauge,
+    flushed_chunks: prometheus::IntCounter,
+    flushed_bytes: prometheus::IntCounter,
+    flushed_samples: prometheus::IntCounter,
+}
+
+impl SelfMetrics {
+    fn rejected_with(&self, reason: &RejectReason, samples: usize) {
+        self.rejected
+            .with_label_values(&[reason.as_str()])
+            .inc_by(samples as u64);
+    }
+}
+
+fn self_metrics() -> &'static SelfMetrics {
+    static METRICS: OnceLock<SelfMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let registry = obs_core::selfmetrics::registry();
+        let counter = |name: &str, help: &str| registry.int_counter(name, help);
+        let rejected = registry.int_counter_vec(
+            "obs_metrics_samples_rejected_total",
+            "Samples refused at ingest, by reason (the rest of their request is kept).",
+            &["reason"],
+        );
+        for reason in ["too_old", "too_far_in_future", "out_of_order", "duplicate_timestamp", "denied_label", "series_limit", "invalid_labels"] {
+            rejected.with_label_values(&[reason]);
+        }
+        SelfMetrics {
+            appended: counter("obs_metrics_samples_appended_total", "Samples stored."),
+            duplicates: counter(
+                "obs_metrics_samples_duplicate_total",
+                "Samples identical to stored ones (retried writes), accepted without storing twice.",
+            ),
+            rejected,
+            active_series: registry.int_gauge("obs_metrics_active_series", "Series held by the metrics store."),
+            flushed_chunks: counter("obs_metrics_flushed_chunks_total", "Chunks written to day partitions."),
+            flushed_bytes: counter(
+                "obs_metrics_flushed_chunk_bytes_total",
+                "Encoded bytes of chunks written to day partitions (bytes per sample = this / obs_metrics_flushed_samples_total).",
+            ),
+            flushed_samples: counter("obs_metrics_flushed_samples_total", "Samples in chunks written to day partitions."),
+        }
+    })
+}
+
+/// Counts series that a decoder refused before they reached the store (invalid labels).
+pub fn count_invalid_series_samples(samples: usize) {
+    self_metrics()
+        .rejected
+        .with_label_values(&["invalid_labels"])
+        .inc_by(samples as u64);
 }
 
 /// The day partitions: which exist on disk, and the ones open.
@@ -625,6 +733,7 @@ impl MetricsStore {
             return Ok(outcome);
         }
         self.wal.append(record).await?;
+        let metrics = self_metrics();
         let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
         for (id, samples) in accepted {
             if let Some(Some(state)) = head.series.get_mut(id as usize) {
@@ -638,6 +747,10 @@ impl MetricsStore {
                 }
             }
         }
+        metrics.active_series.set(head.all.len() as i64);
+        drop(head);
+        metrics.appended.inc_by(outcome.accepted);
+        metrics.duplicates.inc_by(outcome.duplicates);
         Ok(outcome)
     }
 
@@ -660,15 +773,34 @@ impl MetricsStore {
         let mut definitions: Vec<u32> = Vec::new();
         for mut series in batch {
             if let Some(denied) = denied_label(&self.options.denied_label_names, &series.labels) {
-                outcome.rejected.push(Rejection {
+                let rejection = Rejection {
                     labels: series.labels,
                     timestamp_ms: None,
-                    reason: RejectReason::DeniedLabel(denied.clone()),
-                });
+                    reason: RejectReason::DeniedLabel(denied),
+                };
+                head.log_refusal_once(&rejection.labels, &rejection);
+                self_metrics().rejected_with(&rejection.reason, series.samples.len());
+                outcome.rejected.push(rejection);
                 continue;
             }
             series.samples.sort_by_key(|(ts, _)| *ts);
-            let id = head.get_or_create(&series.labels);
+            let id = match head.by_labels.get(&series.labels) {
+                Some(&id) => id,
+                None => {
+                    if let Some(reason) = self.series_limit_reached(&head, &series.labels) {
+                        let rejection = Rejection {
+                            labels: series.labels,
+                            timestamp_ms: None,
+                            reason,
+                        };
+                        head.log_refusal_once(&rejection.labels, &rejection);
+                        self_metrics().rejected_with(&rejection.reason, series.samples.len());
+                        outcome.rejected.push(rejection);
+                        continue;
+                    }
+                    head.get_or_create(&series.labels)
+                }
+            };
             let Some(state) = head.state(id) else { continue };
             let mut newest_seen = state.max_ts;
             let mut kept: Vec<(i64, f64)> = Vec::with_capacity(series.samples.len());
@@ -703,11 +835,14 @@ impl MetricsStore {
                     }
                 };
                 match reason {
-                    Some(reason) => outcome.rejected.push(Rejection {
-                        labels: series.labels.clone(),
-                        timestamp_ms: Some(ts),
-                        reason,
-                    }),
+                    Some(reason) => {
+                        self_metrics().rejected_with(&reason, 1);
+                        outcome.rejected.push(Rejection {
+                            labels: series.labels.clone(),
+                            timestamp_ms: Some(ts),
+                            reason,
+                        });
+                    }
                     None => {
                         newest_seen = newest_seen.max(ts);
                         kept.push((ts, value));
@@ -727,6 +862,25 @@ impl MetricsStore {
             .collect();
         let record = walrec::encode(&definitions, &accepted);
         (record, accepted, outcome)
+    }
+
+    /// Which series limit a new series would break, if any.
+    fn series_limit_reached(&self, head: &Head, labels: &Labels) -> Option<RejectReason> {
+        if head.all.len() as usize >= self.options.max_series {
+            return Some(RejectReason::SeriesLimit {
+                limit: "max_series",
+                value: self.options.max_series,
+            });
+        }
+        let per_metric = labels
+            .metric_name()
+            .and_then(|name| head.per_metric.get(name))
+            .copied()
+            .unwrap_or(0);
+        (per_metric >= self.options.max_series_per_metric).then_some(RejectReason::SeriesLimit {
+            limit: "max_series_per_metric",
+            value: self.options.max_series_per_metric,
+        })
     }
 
     /// Writes every sealed chunk and changed series to disk with a durable commit.
@@ -765,6 +919,20 @@ impl MetricsStore {
             }
         }
         let result = self.write_flush(&by_day, &series_rows);
+        if result.is_ok() {
+            let chunks: Vec<&MemChunk> = by_day.values().flatten().map(|(_, chunk)| chunk).collect();
+            let metrics = self_metrics();
+            metrics.flushed_chunks.inc_by(chunks.len() as u64);
+            metrics
+                .flushed_bytes
+                .inc_by(chunks.iter().map(|chunk| chunk.bytes.len() as u64).sum());
+            metrics.flushed_samples.inc_by(
+                chunks
+                    .iter()
+                    .map(|chunk| chunk::sample_count(&chunk.bytes) as u64)
+                    .sum(),
+            );
+        }
         let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
         match result {
             Ok(()) => {

@@ -329,3 +329,59 @@ fn checkpoint_truncates_the_log_and_data_survives_from_partitions() {
     );
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn series_limits_refuse_new_series_but_keep_existing_ones_flowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let options = MetricsOptions {
+        max_series: 5,
+        max_series_per_metric: 3,
+        ..MetricsOptions::default()
+    };
+    let (store, _) = MetricsStore::open(&DataLayout::new(dir.path()), options).unwrap();
+    let batch = |name: &str, count: u32, ts: i64| -> Vec<SeriesSamples> {
+        (0..count)
+            .map(|i| SeriesSamples {
+                labels: series(name, i),
+                samples: vec![(ts, 1.0)],
+            })
+            .collect()
+    };
+    // Per metric: the fourth series of a metric is refused, with an actionable message.
+    let outcome = rt
+        .block_on(store.append(batch("a", 4, NOW - MINUTE), now()))
+        .unwrap();
+    assert_eq!(outcome.accepted, 3);
+    assert_eq!(
+        outcome.rejected[0].reason,
+        RejectReason::SeriesLimit {
+            limit: "max_series_per_metric",
+            value: 3
+        }
+    );
+    assert!(
+        outcome.rejected[0]
+            .to_string()
+            .contains("raise metrics.max_series_per_metric")
+    );
+    // In total: 3 + 2 reach five; the sixth series is refused.
+    let outcome = rt
+        .block_on(store.append(batch("b", 3, NOW - MINUTE), now()))
+        .unwrap();
+    assert_eq!(outcome.accepted, 2);
+    assert_eq!(outcome.rejected[0].reason.as_str(), "series_limit");
+    // Existing series keep taking samples.
+    let outcome = rt.block_on(store.append(batch("a", 3, NOW), now())).unwrap();
+    assert_eq!((outcome.accepted, outcome.rejected.len()), (3, 0));
+
+    let text = obs_core::selfmetrics::registry().encode_text();
+    let refused: f64 = text
+        .lines()
+        .find(|line| line.starts_with("obs_metrics_samples_rejected_total{reason=\"series_limit\"}"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap();
+    assert!(refused >= 2.0, "{refused}");
+    assert!(text.contains("obs_metrics_active_series "), "{text}");
+}

@@ -61,6 +61,7 @@ pub(crate) async fn remote_write(State(state): State<AppState>, headers: HeaderM
             );
         }
     };
+    obs_metrics::store::count_invalid_series_samples(invalid.iter().map(|series| series.samples).sum());
     let outcome = match store.append(valid, TimestampMs::now()).await {
         Ok(outcome) => outcome,
         Err(err) => return ApiError::from_error(ApiFamily::PlainText, &err).into_response(),
