@@ -676,6 +676,8 @@ impl MetricsStore {
             Some(message) => MetricsError::Record(message),
             None => MetricsError::Wal(err),
         })?;
+        // Registers every series of the store's self-metrics, at zero, from the start.
+        self_metrics().active_series.set(head.all.len() as i64);
         report.replayed_records = wal_report.records;
         report.replayed_samples = replayed_samples;
         report.wal_corruptions = wal_report.corruptions.len();
