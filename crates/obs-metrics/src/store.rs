@@ -33,6 +33,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use roaring::RoaringBitmap;
 
 use crate::chunk::{self, XorEncoder};
+use crate::remote_write::{self, InvalidSeries, RawRequest};
 use crate::walrec;
 
 /// A chunk is sealed once it holds this many samples (as in Prometheus).
@@ -384,6 +385,9 @@ fn value_in_chunk(bytes: &[u8], ts: i64) -> Option<u64> {
 #[derive(Debug, Default)]
 struct Head {
     by_labels: HashMap<Labels, u32, foldhash::fast::RandomState>,
+    /// Hash of label bytes as sent (canonical order) -> series id: the allocation-free path.
+    by_raw_hash: HashMap<u64, u32, foldhash::fast::RandomState>,
+    raw_hasher: foldhash::fast::RandomState,
     series: Vec<Option<SeriesState>>,
     /// Series per metric name.
     per_metric: HashMap<String, usize, foldhash::fast::RandomState>,
@@ -422,6 +426,19 @@ impl Head {
                 Ok(())
             }
         }
+    }
+
+    /// The hash of label pairs as sent.
+    fn raw_hash(&self, pairs: &[(&[u8], &[u8])]) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = self.raw_hasher.build_hasher();
+        for (name, value) in pairs {
+            hasher.write_usize(name.len());
+            hasher.write(name);
+            hasher.write_usize(value.len());
+            hasher.write(value);
+        }
+        hasher.finish()
     }
 
     /// Logs a refusal once per metric name and reason.
@@ -544,6 +561,31 @@ pub fn count_invalid_series_samples(samples: usize) {
         .rejected
         .with_label_values(&["invalid_labels"])
         .inc_by(samples as u64);
+}
+
+/// What a flush wrote (chunks already stored byte for byte are not counted).
+#[derive(Debug, Default)]
+struct Written {
+    chunks: u64,
+    bytes: u64,
+    samples: u64,
+}
+
+/// Time bounds for accepting samples.
+struct SampleBounds {
+    oldest: i64,
+    newest: i64,
+    window: i64,
+}
+
+/// Whether raw label pairs, as sent, are exactly a canonical label set (sorted, no empty
+/// values): only then may their hash find the series.
+fn raw_pairs_equal(labels: &Labels, pairs: &[(&[u8], &[u8])]) -> bool {
+    labels.len() == pairs.len()
+        && labels
+            .iter()
+            .zip(pairs)
+            .all(|(label, (name, value))| label.name.as_bytes() == *name && label.value.as_bytes() == *value)
 }
 
 /// The day partitions: which exist on disk, and the ones open.
@@ -735,8 +777,264 @@ impl MetricsStore {
             return Ok(outcome);
         }
         self.wal.append(record).await?;
+        self.apply(accepted, &mut outcome);
+        Ok(outcome)
+    }
+
+    /// Like [`MetricsStore::append`] for a remote_write request decoded in place: series
+    /// already known are found by a hash of their label bytes, without allocating. Series whose
+    /// labels break the rules are returned as invalid; the rest of the request is kept.
+    pub async fn append_remote_write(
+        &self,
+        request: &RawRequest<'_>,
+        now: TimestampMs,
+    ) -> Result<(AppendOutcome, Vec<InvalidSeries>), MetricsError> {
+        if self
+            .pressure
+            .get()
+            .is_some_and(|pressure| pressure.is_over_budget())
+        {
+            return Err(MetricsError::DiskFull);
+        }
+        let _gate = self.apply_gate.read().await;
+        let mut outcome = AppendOutcome::default();
+        let mut invalid = Vec::new();
+        let (record, accepted) = {
+            let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
+            let bounds = self.sample_bounds(now);
+            let mut accepted = Vec::with_capacity(request.series.len());
+            for series in &request.series {
+                let pairs = request.labels(series);
+                if series.histograms > 0 {
+                    invalid.push(InvalidSeries {
+                        description: remote_write::describe(pairs),
+                        reason: "native histograms are not supported; send classic histograms".to_owned(),
+                        samples: series.histograms,
+                    });
+                }
+                let samples = request.samples(series);
+                if samples.is_empty() {
+                    continue;
+                }
+                let raw_hash = head.raw_hash(pairs);
+                let known = head.by_raw_hash.get(&raw_hash).copied().filter(|&id| {
+                    head.state(id)
+                        .is_some_and(|state| raw_pairs_equal(&state.labels, pairs))
+                });
+                let id = match known {
+                    Some(id) => id,
+                    None => {
+                        let labels = match remote_write::labels_from_raw(pairs) {
+                            Ok(labels) => labels,
+                            Err(reason) => {
+                                invalid.push(InvalidSeries {
+                                    description: remote_write::describe(pairs),
+                                    reason,
+                                    samples: samples.len(),
+                                });
+                                continue;
+                            }
+                        };
+                        let canonical = raw_pairs_equal(&labels, pairs);
+                        let Some(id) = self.resolve(&mut head, labels, samples, &bounds, &mut outcome) else {
+                            continue;
+                        };
+                        if canonical {
+                            head.by_raw_hash.insert(raw_hash, id);
+                        }
+                        id
+                    }
+                };
+                let kept = self.check_samples(&head, id, samples.to_vec(), &bounds, &mut outcome);
+                if !kept.is_empty() {
+                    accepted.push((id, kept));
+                }
+            }
+            (self.record_for(&head, &accepted), accepted)
+        };
+        if !accepted.is_empty() {
+            self.wal.append(record).await?;
+            self.apply(accepted, &mut outcome);
+        }
+        Ok((outcome, invalid))
+    }
+
+    /// Checks a batch against the head, creating its new series; returns the log record to
+    /// write, the accepted samples by series id, and the refusals.
+    #[allow(clippy::type_complexity)]
+    fn validate(
+        &self,
+        batch: Vec<SeriesSamples>,
+        now: TimestampMs,
+    ) -> (Vec<u8>, Vec<(u32, Vec<(i64, f64)>)>, AppendOutcome) {
+        let mut outcome = AppendOutcome::default();
+        let bounds = self.sample_bounds(now);
+        let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
+        let mut accepted: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(batch.len());
+        for series in batch {
+            let id = match head.by_labels.get(&series.labels) {
+                Some(&id) => id,
+                None => {
+                    match self.resolve(&mut head, series.labels, &series.samples, &bounds, &mut outcome) {
+                        Some(id) => id,
+                        None => continue,
+                    }
+                }
+            };
+            let kept = self.check_samples(&head, id, series.samples, &bounds, &mut outcome);
+            if !kept.is_empty() {
+                accepted.push((id, kept));
+            }
+        }
+        let record = self.record_for(&head, &accepted);
+        (record, accepted, outcome)
+    }
+
+    /// The id of a series not found by a fast path: existing, or created unless it carries a
+    /// denied label or breaks a series limit (then refused, counted and logged once).
+    fn resolve(
+        &self,
+        head: &mut Head,
+        labels: Labels,
+        samples: &[(i64, f64)],
+        bounds: &SampleBounds,
+        outcome: &mut AppendOutcome,
+    ) -> Option<u32> {
+        if let Some(&id) = head.by_labels.get(&labels) {
+            return Some(id);
+        }
+        // A series is created only for a sample it can keep, so refused samples cannot fill
+        // the series limits.
+        if !samples
+            .iter()
+            .any(|(ts, _)| bounds.oldest <= *ts && *ts <= bounds.newest)
+        {
+            for &(ts, _) in samples {
+                let reason = if ts < bounds.oldest {
+                    RejectReason::TooOld
+                } else {
+                    RejectReason::TooFarInFuture
+                };
+                self_metrics().rejected_with(&reason, 1);
+                outcome.rejected.push(Rejection {
+                    labels: labels.clone(),
+                    timestamp_ms: Some(ts),
+                    reason,
+                });
+            }
+            return None;
+        }
+        let samples = samples.len();
+        let reason = denied_label(&self.options.denied_label_names, &labels)
+            .map(RejectReason::DeniedLabel)
+            .or_else(|| self.series_limit_reached(head, &labels));
+        if let Some(reason) = reason {
+            let rejection = Rejection {
+                labels,
+                timestamp_ms: None,
+                reason,
+            };
+            head.log_refusal_once(&rejection.labels, &rejection);
+            self_metrics().rejected_with(&rejection.reason, samples);
+            outcome.rejected.push(rejection);
+            return None;
+        }
+        Some(head.get_or_create(&labels))
+    }
+
+    fn sample_bounds(&self, now: TimestampMs) -> SampleBounds {
+        SampleBounds {
+            oldest: now.saturating_sub(self.options.retention).0,
+            newest: now
+                .0
+                .saturating_add(self.options.future_tolerance.as_millis() as i64),
+            window: self.options.out_of_order_window.as_millis() as i64,
+        }
+    }
+
+    /// The samples of series `id` that may be stored; refusals go to `outcome`.
+    fn check_samples(
+        &self,
+        head: &Head,
+        id: u32,
+        mut samples: Vec<(i64, f64)>,
+        bounds: &SampleBounds,
+        outcome: &mut AppendOutcome,
+    ) -> Vec<(i64, f64)> {
+        let Some(state) = head.state(id) else {
+            return Vec::new();
+        };
+        if !samples.is_sorted_by_key(|(ts, _)| *ts) {
+            samples.sort_by_key(|(ts, _)| *ts);
+        }
+        let mut newest_seen = state.max_ts;
+        let mut kept: Vec<(i64, f64)> = Vec::with_capacity(samples.len());
+        for (ts, value) in samples {
+            let reason = if ts < bounds.oldest {
+                Some(RejectReason::TooOld)
+            } else if ts > bounds.newest {
+                Some(RejectReason::TooFarInFuture)
+            } else if ts < newest_seen.saturating_sub(bounds.window) {
+                Some(RejectReason::OutOfOrder)
+            } else {
+                let existing = kept
+                    .iter()
+                    .rev()
+                    .find(|(kept_ts, _)| *kept_ts == ts)
+                    .map(|(_, v)| v.to_bits())
+                    .or_else(|| {
+                        if ts > newest_seen {
+                            return None;
+                        }
+                        // Late samples are checked against memory, then against the
+                        // partitions (rare, so the disk read is affordable).
+                        state.value_in_memory(ts).or_else(|| self.persisted_value(id, ts))
+                    });
+                match existing {
+                    Some(bits) if bits == value.to_bits() => {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    Some(_) => Some(RejectReason::DuplicateTimestamp),
+                    None => None,
+                }
+            };
+            match reason {
+                Some(reason) => {
+                    self_metrics().rejected_with(&reason, 1);
+                    outcome.rejected.push(Rejection {
+                        labels: state.labels.clone(),
+                        timestamp_ms: Some(ts),
+                        reason,
+                    });
+                }
+                None => {
+                    newest_seen = newest_seen.max(ts);
+                    kept.push((ts, value));
+                }
+            }
+        }
+        kept
+    }
+
+    /// The log record of accepted samples, with the definitions of series not yet durable.
+    fn record_for(&self, head: &Head, accepted: &[(u32, Vec<(i64, f64)>)]) -> Vec<u8> {
+        let definitions: Vec<(u32, &Labels)> = accepted
+            .iter()
+            .filter_map(|(id, _)| {
+                head.state(*id)
+                    .filter(|state| !state.defined)
+                    .map(|state| (*id, &state.labels))
+            })
+            .collect();
+        walrec::encode(&definitions, accepted)
+    }
+
+    /// Applies logged samples to the head.
+    fn apply(&self, accepted: Vec<(u32, Vec<(i64, f64)>)>, outcome: &mut AppendOutcome) {
         let metrics = self_metrics();
         let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
+        let before = (outcome.accepted, outcome.duplicates);
         for (id, samples) in accepted {
             if let Some(Some(state)) = head.series.get_mut(id as usize) {
                 state.defined = true;
@@ -751,119 +1049,8 @@ impl MetricsStore {
         }
         metrics.active_series.set(head.all.len() as i64);
         drop(head);
-        metrics.appended.inc_by(outcome.accepted);
-        metrics.duplicates.inc_by(outcome.duplicates);
-        Ok(outcome)
-    }
-
-    /// Checks a batch against the head, creating its new series; returns the log record to
-    /// write, the accepted samples by series id, and the refusals.
-    #[allow(clippy::type_complexity)]
-    fn validate(
-        &self,
-        batch: Vec<SeriesSamples>,
-        now: TimestampMs,
-    ) -> (Vec<u8>, Vec<(u32, Vec<(i64, f64)>)>, AppendOutcome) {
-        let mut outcome = AppendOutcome::default();
-        let oldest = now.saturating_sub(self.options.retention).0;
-        let newest = now
-            .0
-            .saturating_add(self.options.future_tolerance.as_millis() as i64);
-        let window = self.options.out_of_order_window.as_millis() as i64;
-        let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
-        let mut accepted: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(batch.len());
-        let mut definitions: Vec<u32> = Vec::new();
-        for mut series in batch {
-            if let Some(denied) = denied_label(&self.options.denied_label_names, &series.labels) {
-                let rejection = Rejection {
-                    labels: series.labels,
-                    timestamp_ms: None,
-                    reason: RejectReason::DeniedLabel(denied),
-                };
-                head.log_refusal_once(&rejection.labels, &rejection);
-                self_metrics().rejected_with(&rejection.reason, series.samples.len());
-                outcome.rejected.push(rejection);
-                continue;
-            }
-            series.samples.sort_by_key(|(ts, _)| *ts);
-            let id = match head.by_labels.get(&series.labels) {
-                Some(&id) => id,
-                None => {
-                    if let Some(reason) = self.series_limit_reached(&head, &series.labels) {
-                        let rejection = Rejection {
-                            labels: series.labels,
-                            timestamp_ms: None,
-                            reason,
-                        };
-                        head.log_refusal_once(&rejection.labels, &rejection);
-                        self_metrics().rejected_with(&rejection.reason, series.samples.len());
-                        outcome.rejected.push(rejection);
-                        continue;
-                    }
-                    head.get_or_create(&series.labels)
-                }
-            };
-            let Some(state) = head.state(id) else { continue };
-            let mut newest_seen = state.max_ts;
-            let mut kept: Vec<(i64, f64)> = Vec::with_capacity(series.samples.len());
-            for (ts, value) in std::mem::take(&mut series.samples) {
-                let reason = if ts < oldest {
-                    Some(RejectReason::TooOld)
-                } else if ts > newest {
-                    Some(RejectReason::TooFarInFuture)
-                } else if ts < newest_seen.saturating_sub(window) {
-                    Some(RejectReason::OutOfOrder)
-                } else {
-                    let existing = kept
-                        .iter()
-                        .rev()
-                        .find(|(kept_ts, _)| *kept_ts == ts)
-                        .map(|(_, v)| v.to_bits())
-                        .or_else(|| {
-                            if ts > newest_seen {
-                                return None;
-                            }
-                            // Late samples are checked against memory, then against the
-                            // partitions (rare, so the disk read is affordable).
-                            state.value_in_memory(ts).or_else(|| self.persisted_value(id, ts))
-                        });
-                    match existing {
-                        Some(bits) if bits == value.to_bits() => {
-                            outcome.duplicates += 1;
-                            continue;
-                        }
-                        Some(_) => Some(RejectReason::DuplicateTimestamp),
-                        None => None,
-                    }
-                };
-                match reason {
-                    Some(reason) => {
-                        self_metrics().rejected_with(&reason, 1);
-                        outcome.rejected.push(Rejection {
-                            labels: series.labels.clone(),
-                            timestamp_ms: Some(ts),
-                            reason,
-                        });
-                    }
-                    None => {
-                        newest_seen = newest_seen.max(ts);
-                        kept.push((ts, value));
-                    }
-                }
-            }
-            if !kept.is_empty() {
-                if !state.defined {
-                    definitions.push(id);
-                }
-                accepted.push((id, kept));
-            }
-        }
-        let definitions: Vec<(u32, &Labels)> = definitions
-            .iter()
-            .filter_map(|&id| head.state(id).map(|state| (id, &state.labels)))
-            .collect();
-        let record = walrec::encode(&definitions, &accepted);
-        (record, accepted, outcome)
+        metrics.appended.inc_by(outcome.accepted - before.0);
+        metrics.duplicates.inc_by(outcome.duplicates - before.1);
     }
 
     /// Which series limit a new series would break, if any.
@@ -920,21 +1107,12 @@ impl MetricsStore {
                 }
             }
         }
-        let result = self.write_flush(&by_day, &series_rows);
-        if result.is_ok() {
-            let chunks: Vec<&MemChunk> = by_day.values().flatten().map(|(_, chunk)| chunk).collect();
+        let result = self.write_flush(&by_day, &series_rows).map(|written| {
             let metrics = self_metrics();
-            metrics.flushed_chunks.inc_by(chunks.len() as u64);
-            metrics
-                .flushed_bytes
-                .inc_by(chunks.iter().map(|chunk| chunk.bytes.len() as u64).sum());
-            metrics.flushed_samples.inc_by(
-                chunks
-                    .iter()
-                    .map(|chunk| chunk::sample_count(&chunk.bytes) as u64)
-                    .sum(),
-            );
-        }
+            metrics.flushed_chunks.inc_by(written.chunks);
+            metrics.flushed_bytes.inc_by(written.bytes);
+            metrics.flushed_samples.inc_by(written.samples);
+        });
         let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
         match result {
             Ok(()) => {
@@ -960,7 +1138,8 @@ impl MetricsStore {
         &self,
         by_day: &BTreeMap<Day, Vec<(u32, MemChunk)>>,
         series_rows: &[(u32, Vec<u8>, (i64, i64))],
-    ) -> Result<(), MetricsError> {
+    ) -> Result<Written, MetricsError> {
+        let mut written = Written::default();
         // The index first: every series id found in a partition has its labels in the index,
         // so that replay after a crash can never give that id to another series.
         if !series_rows.is_empty() {
@@ -1018,11 +1197,14 @@ impl MetricsStore {
                     table
                         .insert((*id, chunk.min_ts, sequence), chunk.bytes.as_slice())
                         .map_err(|err| storage_error(&path, err))?;
+                    written.chunks += 1;
+                    written.bytes += chunk.bytes.len() as u64;
+                    written.samples += chunk::sample_count(&chunk.bytes) as u64;
                 }
             }
             txn.commit().map_err(|err| storage_error(&path, err))?;
         }
-        Ok(())
+        Ok(written)
     }
 
     /// The first, non-blocking half of a checkpoint: rotates the log while no append is

@@ -365,6 +365,12 @@ fn series_limits_refuse_new_series_but_keep_existing_ones_flowing() {
             .to_string()
             .contains("raise metrics.max_series_per_metric")
     );
+    // Series whose every sample is refused are not created, so they cannot use up the limits.
+    let outcome = rt
+        .block_on(store.append(batch("ghost", 3, NOW - 20 * 86_400_000), now()))
+        .unwrap();
+    assert_eq!(outcome.rejected.len(), 3);
+    assert!(outcome.rejected.iter().all(|r| r.reason == RejectReason::TooOld));
     // In total: 3 + 2 reach five; the sixth series is refused.
     let outcome = rt
         .block_on(store.append(batch("b", 3, NOW - MINUTE), now()))

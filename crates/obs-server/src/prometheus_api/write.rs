@@ -52,8 +52,8 @@ pub(crate) async fn remote_write(State(state): State<AppState>, headers: HeaderM
         Ok(decompressed) => decompressed,
         Err(err) => return ApiError::from_error(ApiFamily::PlainText, &err).into_response(),
     };
-    let (valid, invalid) = match obs_metrics::remote_write::decode(&decompressed) {
-        Ok(decoded) => decoded,
+    let request = match obs_metrics::remote_write::decode(&decompressed) {
+        Ok(request) => request,
         Err(err) => {
             return fail(
                 ErrorKind::BadInput,
@@ -61,11 +61,11 @@ pub(crate) async fn remote_write(State(state): State<AppState>, headers: HeaderM
             );
         }
     };
-    obs_metrics::store::count_invalid_series_samples(invalid.iter().map(|series| series.samples).sum());
-    let outcome = match store.append(valid, TimestampMs::now()).await {
-        Ok(outcome) => outcome,
+    let (outcome, invalid) = match store.append_remote_write(&request, TimestampMs::now()).await {
+        Ok(appended) => appended,
         Err(err) => return ApiError::from_error(ApiFamily::PlainText, &err).into_response(),
     };
+    obs_metrics::store::count_invalid_series_samples(invalid.iter().map(|series| series.samples).sum());
     if invalid.is_empty() && outcome.rejected.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
