@@ -3,9 +3,10 @@
 //!
 //! - [`store::MetricsStore`]: append batches with durable acknowledgement; query through
 //!   [`obs_core::series::MetricsQuerier`]; checkpoint; drop day partitions for retention.
-//! - [`chunk`]: Gorilla-style chunks (delta-of-delta timestamps, XOR values), hand-written
-//!   because they are the hot path.
-//! - [`remote_write`]: Prometheus remote_write 1.0 bodies to label sets and samples.
+//! - [`chunk`]: Gorilla-style XOR chunks and decimal chunks, hand-written because they are the
+//!   hot path.
+//! - [`remote_write`]: Prometheus remote_write 1.0 bodies, decoded in place (labels borrowed
+//!   from the body).
 //!
 //! This crate knows nothing about HTTP, PromQL or any wire format beyond the protobuf it
 //! decodes. The on-disk format is in `docs/format/metrics.md`.

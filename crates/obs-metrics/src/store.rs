@@ -15,8 +15,8 @@
 //! - `<data>/metrics/index.redb`: series ids, label sets and time bounds.
 //!
 //! A checkpoint rotates the log while no append is between its log write and its head apply,
-//! seals every open chunk, flushes everything to the partitions and the index with an
-//! immediately durable commit, and only then unlinks the log segments before the rotation.
+//! seals every open chunk, flushes everything (the index first, then the partitions) with
+//! durable commits, and only then unlinks the log segments before the rotation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
