@@ -215,14 +215,21 @@ fn bad_input_gets_the_documented_status_and_valid_data_is_kept() {
         ),
         ("body over the limit", vec![0u8; 100 << 10], vec![], 413, ""),
         (
-            "remote write 2.0",
-            body(vec![good("rw2")]),
+            "unknown protobuf",
+            body(vec![good("rw3")]),
             vec![(
                 "Content-Type",
-                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                "application/x-protobuf;proto=io.prometheus.write.v3.Request",
             )],
             415,
-            "remote write 2.0",
+            "unsupported remote write protobuf",
+        ),
+        (
+            "not protobuf",
+            body(vec![good("json")]),
+            vec![("Content-Type", "application/json")],
+            415,
+            "unsupported content type",
         ),
         (
             "gzip",
@@ -308,10 +315,191 @@ fn bad_input_gets_the_documented_status_and_valid_data_is_kept() {
         let found = store.select(&[Matcher::equal("__name__", kept)], ts, ts).unwrap();
         assert_eq!(found.len(), 1, "{kept} missing");
     }
-    for refused in ["x", "y", "z", "1abc", "rw2", "gz"] {
+    for refused in ["x", "y", "z", "1abc", "rw3", "json", "gz"] {
         let found = store
             .select(&[Matcher::equal("__name__", refused)], 0, i64::MAX)
             .unwrap();
         assert!(found.is_empty(), "{refused} should not be stored");
     }
+}
+
+#[test]
+fn status_tsdb_points_at_the_cardinality_bomb() {
+    let dir = tempfile::tempdir().unwrap();
+    let appliance = Appliance::start(dir.path(), &[]);
+    appliance.wait_ready();
+    let url = format!("http://{}", appliance.addr);
+    let ts = now_ms() - 60_000;
+    let mut timeseries = vec![series(
+        vec![label("__name__", "up"), label("job", "node")],
+        vec![(ts, 1.0)],
+    )];
+    for user in 0..50 {
+        timeseries.push(series(
+            vec![
+                label("__name__", "http_requests_total"),
+                label("user", &format!("u{user}")),
+            ],
+            vec![(ts, 1.0)],
+        ));
+    }
+    let (status, text) = post(&url, body(timeseries), &[]).unwrap();
+    assert_eq!(status, 204, "{text}");
+
+    let (status, content_type, text) = common::get(&format!("{url}/api/v1/status/tsdb?limit=2"));
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/json"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let data = &json["data"];
+    assert_eq!(json["status"], "success");
+    assert_eq!(data["headStats"]["numSeries"], 51);
+    assert_eq!(data["headStats"]["minTime"], ts);
+    assert_eq!(
+        data["seriesCountByMetricName"],
+        serde_json::json!([{"name": "http_requests_total", "value": 50}, {"name": "up", "value": 1}])
+    );
+    assert_eq!(
+        data["labelValueCountByLabelName"][0],
+        serde_json::json!({"name": "user", "value": 50})
+    );
+    assert_eq!(
+        data["seriesCountByLabelValuePair"][0]["name"],
+        "__name__=http_requests_total"
+    );
+    assert_eq!(data["memoryInBytesByLabelName"].as_array().unwrap().len(), 2);
+    let (status, _, text) = common::get(&format!("{url}/api/v1/status/tsdb?limit=-1"));
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("\"errorType\":\"bad_data\""), "{text}");
+}
+
+/// `io.prometheus.write.v2.Request`, written with prost for the test.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RequestV2 {
+    #[prost(string, repeated, tag = "4")]
+    symbols: Vec<String>,
+    #[prost(message, repeated, tag = "5")]
+    timeseries: Vec<TimeSeriesV2>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TimeSeriesV2 {
+    #[prost(uint32, repeated, tag = "1")]
+    labels_refs: Vec<u32>,
+    #[prost(message, repeated, tag = "2")]
+    samples: Vec<Sample>,
+}
+
+#[test]
+fn remote_write_2_0_with_a_symbols_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let appliance = Appliance::start(&data, &[]);
+    appliance.wait_ready();
+    let url = format!("http://{}", appliance.addr);
+    let ts = now_ms() - 60_000;
+    let symbols: Vec<String> = ["", "__name__", "rw2_metric", "job", "test", "bad-name", "x"]
+        .map(String::from)
+        .to_vec();
+    let sample = |value: f64| Sample { value, timestamp: ts };
+    let v2_body = |timeseries: Vec<TimeSeriesV2>| {
+        let request = RequestV2 {
+            symbols: symbols.clone(),
+            timeseries,
+        };
+        snap::raw::Encoder::new()
+            .compress_vec(&request.encode_to_vec())
+            .unwrap()
+    };
+    let v2 = [(
+        "Content-Type",
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+    )];
+
+    // A valid series beside one with a bad label name and one with a reference out of range.
+    let mut response = common::http()
+        .post(&format!("{url}/api/v1/write"))
+        .header("Content-Type", v2[0].1)
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+        .send(
+            &v2_body(vec![
+                TimeSeriesV2 {
+                    labels_refs: vec![1, 2, 3, 4],
+                    samples: vec![sample(1.0)],
+                },
+                TimeSeriesV2 {
+                    labels_refs: vec![1, 6, 5, 6],
+                    samples: vec![sample(2.0)],
+                },
+                TimeSeriesV2 {
+                    labels_refs: vec![1, 99],
+                    samples: vec![sample(3.0)],
+                },
+            ])[..],
+        )
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.headers()["X-Prometheus-Remote-Write-Samples-Written"],
+        "1"
+    );
+    let text = response.body_mut().read_to_string().unwrap();
+    assert!(text.contains("invalid label name \"bad-name\""), "{text}");
+    assert!(
+        text.contains("label reference outside the symbols table"),
+        "{text}"
+    );
+
+    let mut response = common::http()
+        .post(&format!("{url}/api/v1/write"))
+        .header("Content-Type", v2[0].1)
+        .header("Content-Encoding", "snappy")
+        .send(
+            &v2_body(vec![TimeSeriesV2 {
+                labels_refs: vec![1, 2, 3, 4],
+                samples: vec![Sample {
+                    value: 5.0,
+                    timestamp: ts + 1000,
+                }],
+            }])[..],
+        )
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        204,
+        "{}",
+        response.body_mut().read_to_string().unwrap()
+    );
+    assert_eq!(
+        response.headers()["X-Prometheus-Remote-Write-Samples-Written"],
+        "1"
+    );
+    assert_eq!(
+        response.headers()["X-Prometheus-Remote-Write-Histograms-Written"],
+        "0"
+    );
+
+    // A first symbol that is not empty breaks the 2.0 rules: the whole body is refused.
+    let bad = RequestV2 {
+        symbols: vec!["x".into()],
+        timeseries: vec![],
+    };
+    let bad = snap::raw::Encoder::new()
+        .compress_vec(&bad.encode_to_vec())
+        .unwrap();
+    let (status, text) = post(&url, bad, &v2).unwrap();
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("first symbol must be the empty string"), "{text}");
+
+    drop(appliance);
+    let store = open_store(&data);
+    let found = store
+        .select(&[Matcher::equal("__name__", "rw2_metric")], ts, ts + 1000)
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].labels.get("job"), Some("test"));
+    assert_eq!(found[0].samples, vec![(ts, 1.0), (ts + 1000, 5.0)]);
 }

@@ -111,6 +111,8 @@ pub struct RawSeries {
     samples: std::ops::Range<usize>,
     /// Native histogram samples it carried (not supported; reported as refused).
     pub histograms: usize,
+    /// Why the series cannot be read (a remote write 2.0 label reference out of range).
+    pub error: Option<&'static str>,
 }
 
 impl<'a> RawRequest<'a> {
@@ -244,29 +246,8 @@ pub fn decode(body: &[u8]) -> Result<RawRequest<'_>, WireError> {
                 }
                 2 => {
                     series.expect(wire_type, 2)?;
-                    let mut sample = Reader {
-                        bytes: series.length_delimited()?,
-                        pos: 0,
-                    };
-                    let (mut value, mut timestamp) = (0f64, 0i64);
-                    while !sample.is_empty() {
-                        let (field, wire_type) = sample.key()?;
-                        match field {
-                            1 => {
-                                sample.expect(wire_type, 1)?;
-                                let raw = sample.take(8)?;
-                                let mut bits = [0u8; 8];
-                                bits.copy_from_slice(raw);
-                                value = f64::from_le_bytes(bits);
-                            }
-                            2 => {
-                                sample.expect(wire_type, 0)?;
-                                timestamp = sample.varint()? as i64;
-                            }
-                            _ => sample.skip(wire_type)?,
-                        }
-                    }
-                    request.samples.push((timestamp, value));
+                    let sample = decode_sample(series.length_delimited()?)?;
+                    request.samples.push(sample);
                 }
                 4 => {
                     series.skip(wire_type)?;
@@ -279,6 +260,117 @@ pub fn decode(body: &[u8]) -> Result<RawRequest<'_>, WireError> {
             labels: labels_start..request.labels.len(),
             samples: samples_start..request.samples.len(),
             histograms,
+            error: None,
+        });
+    }
+    Ok(request)
+}
+
+/// Reads a `Sample` message (remote write 1.0 and 2.0 share it).
+fn decode_sample(bytes: &[u8]) -> Result<(i64, f64), WireError> {
+    let mut sample = Reader { bytes, pos: 0 };
+    let (mut value, mut timestamp) = (0f64, 0i64);
+    while !sample.is_empty() {
+        let (field, wire_type) = sample.key()?;
+        match field {
+            1 => {
+                sample.expect(wire_type, 1)?;
+                let raw = sample.take(8)?;
+                let mut bits = [0u8; 8];
+                bits.copy_from_slice(raw);
+                value = f64::from_le_bytes(bits);
+            }
+            2 => {
+                sample.expect(wire_type, 0)?;
+                timestamp = sample.varint()? as i64;
+            }
+            _ => sample.skip(wire_type)?,
+        }
+    }
+    Ok((timestamp, value))
+}
+
+/// Decodes a decompressed remote write 2.0 body (`io.prometheus.write.v2.Request`: a symbols
+/// table and series whose labels are pairs of references into it) into the same borrowed form
+/// as [`decode`]. A series with a reference outside the table is marked, not fatal.
+pub fn decode_v2(body: &[u8]) -> Result<RawRequest<'_>, WireError> {
+    // Symbols may follow the series on the wire, so collect both first.
+    let mut symbols: Vec<&[u8]> = Vec::new();
+    let mut series_bodies: Vec<&[u8]> = Vec::new();
+    let mut reader = Reader { bytes: body, pos: 0 };
+    while !reader.is_empty() {
+        let (field, wire_type) = reader.key()?;
+        match field {
+            4 => {
+                reader.expect(wire_type, 2)?;
+                symbols.push(reader.length_delimited()?);
+            }
+            5 => {
+                reader.expect(wire_type, 2)?;
+                series_bodies.push(reader.length_delimited()?);
+            }
+            _ => reader.skip(wire_type)?,
+        }
+    }
+    if symbols.first().is_some_and(|first| !first.is_empty()) {
+        return Err(WireError("the first symbol must be the empty string"));
+    }
+    let mut request = RawRequest::default();
+    for series_bytes in series_bodies {
+        let labels_start = request.labels.len();
+        let samples_start = request.samples.len();
+        let mut references: Vec<u64> = Vec::new();
+        let mut histograms = 0;
+        let mut series = Reader {
+            bytes: series_bytes,
+            pos: 0,
+        };
+        while !series.is_empty() {
+            let (field, wire_type) = series.key()?;
+            match (field, wire_type) {
+                (1, 2) => {
+                    let mut packed = Reader {
+                        bytes: series.length_delimited()?,
+                        pos: 0,
+                    };
+                    while !packed.is_empty() {
+                        references.push(packed.varint()?);
+                    }
+                }
+                (1, 0) => references.push(series.varint()?),
+                (2, _) => {
+                    series.expect(wire_type, 2)?;
+                    let sample = decode_sample(series.length_delimited()?)?;
+                    request.samples.push(sample);
+                }
+                (3, _) => {
+                    series.skip(wire_type)?;
+                    histograms += 1;
+                }
+                _ => series.skip(wire_type)?,
+            }
+        }
+        let mut error = None;
+        if !references.len().is_multiple_of(2) {
+            error = Some("odd number of label references");
+        }
+        for pair in references.chunks_exact(2) {
+            let symbol = |reference: u64| {
+                usize::try_from(reference)
+                    .ok()
+                    .and_then(|index| symbols.get(index))
+                    .copied()
+            };
+            match (symbol(pair[0]), symbol(pair[1])) {
+                (Some(name), Some(value)) => request.labels.push((name, value)),
+                _ => error = Some("label reference outside the symbols table"),
+            }
+        }
+        request.series.push(RawSeries {
+            labels: labels_start..request.labels.len(),
+            samples: samples_start..request.samples.len(),
+            histograms,
+            error,
         });
     }
     Ok(request)

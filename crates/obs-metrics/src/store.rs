@@ -657,6 +657,34 @@ impl std::fmt::Debug for MetricsStore {
     }
 }
 
+/// Cardinality statistics of the head, as Prometheus' `/api/v1/status/tsdb` reports them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TsdbStatus {
+    /// Series in the store.
+    pub num_series: u64,
+    /// Distinct label name/value pairs.
+    pub num_label_pairs: u64,
+    /// Chunks held in memory (open and sealed, not yet flushed).
+    pub chunk_count: u64,
+    /// The oldest and newest sample timestamps (milliseconds), when there is data.
+    pub time_range_ms: Option<(i64, i64)>,
+    /// Metric names with the most series, descending.
+    pub series_count_by_metric_name: Vec<(String, u64)>,
+    /// Label names with the most distinct values, descending.
+    pub label_value_count_by_label_name: Vec<(String, u64)>,
+    /// Label names by the bytes of their distinct values, descending.
+    pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
+    /// `name=value` pairs with the most series, descending.
+    pub series_count_by_label_value_pair: Vec<(String, u64)>,
+}
+
+/// The `limit` largest entries, largest first, ties by name.
+fn top(mut entries: Vec<(String, u64)>, limit: usize) -> Vec<(String, u64)> {
+    entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    entries.truncate(limit);
+    entries
+}
+
 /// What opening the store found.
 #[derive(Debug, Clone, Default)]
 pub struct OpenReport {
@@ -813,6 +841,14 @@ impl MetricsStore {
                     });
                 }
                 let samples = request.samples(series);
+                if let Some(reason) = series.error {
+                    invalid.push(InvalidSeries {
+                        description: remote_write::describe(pairs),
+                        reason: reason.to_owned(),
+                        samples: samples.len(),
+                    });
+                    continue;
+                }
                 if samples.is_empty() {
                     continue;
                 }
@@ -1051,6 +1087,47 @@ impl MetricsStore {
         drop(head);
         metrics.appended.inc_by(outcome.accepted - before.0);
         metrics.duplicates.inc_by(outcome.duplicates - before.1);
+    }
+
+    /// Cardinality statistics, each list cut to its `limit` largest entries, so that an
+    /// operator can find the label that explodes the series count.
+    pub fn tsdb_status(&self, limit: usize) -> TsdbStatus {
+        let head = self.head.read().unwrap_or_else(|poison| poison.into_inner());
+        let mut status = TsdbStatus {
+            num_series: head.all.len(),
+            ..TsdbStatus::default()
+        };
+        let mut by_metric = Vec::new();
+        let mut value_counts = Vec::new();
+        let mut value_bytes = Vec::new();
+        let mut pairs = Vec::new();
+        for (name, values) in &head.postings {
+            value_counts.push((name.clone(), values.len() as u64));
+            value_bytes.push((name.clone(), values.keys().map(|value| value.len() as u64).sum()));
+            status.num_label_pairs += values.len() as u64;
+            for (value, ids) in values {
+                if name == obs_core::series::METRIC_NAME_LABEL {
+                    by_metric.push((value.clone(), ids.len()));
+                }
+                pairs.push((format!("{name}={value}"), ids.len()));
+            }
+        }
+        let mut range: Option<(i64, i64)> = None;
+        for state in head.series.iter().flatten() {
+            status.chunk_count += state.sealed.len() as u64 + u64::from(!state.open.is_empty());
+            if state.min_ts <= state.max_ts {
+                range = Some(match range {
+                    None => (state.min_ts, state.max_ts),
+                    Some((min, max)) => (min.min(state.min_ts), max.max(state.max_ts)),
+                });
+            }
+        }
+        status.time_range_ms = range;
+        status.series_count_by_metric_name = top(by_metric, limit);
+        status.label_value_count_by_label_name = top(value_counts, limit);
+        status.memory_in_bytes_by_label_name = top(value_bytes, limit);
+        status.series_count_by_label_value_pair = top(pairs, limit);
+        status
     }
 
     /// Which series limit a new series would break, if any.

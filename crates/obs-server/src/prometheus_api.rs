@@ -12,12 +12,14 @@ use serde::Serialize;
 
 use crate::AppState;
 
+mod status;
 mod write;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
 }
 
 /// `{"status":"success","data":data}`.
