@@ -643,7 +643,7 @@ pub struct MetricsStore {
     partitions: Mutex<Partitions>,
     /// Held shared from before a batch's log write until its head apply; held exclusively by a
     /// checkpoint while it rotates the log.
-    apply_gate: tokio::sync::RwLock<()>,
+    apply_gate: Arc<tokio::sync::RwLock<()>>,
     /// Serializes flushes.
     flush_lock: Mutex<()>,
     pressure: OnceLock<Arc<DiskPressure>>,
@@ -655,6 +655,21 @@ impl std::fmt::Debug for MetricsStore {
             .field("dir", &self.layout.signal_dir(Signal::Metrics))
             .finish_non_exhaustive()
     }
+}
+
+/// Held from validation until a batch is applied (see [`MetricsStore::append_permit`]).
+#[derive(Debug)]
+pub struct AppendPermit {
+    _gate: tokio::sync::OwnedRwLockReadGuard<()>,
+}
+
+/// A validated batch waiting to be logged and applied by [`MetricsStore::commit`].
+#[derive(Debug)]
+pub struct PreparedBatch {
+    record: Vec<u8>,
+    accepted: Vec<(u32, Vec<(i64, f64)>)>,
+    outcome: AppendOutcome,
+    _permit: AppendPermit,
 }
 
 /// Cardinality statistics of the head, as Prometheus' `/api/v1/status/tsdb` reports them.
@@ -773,7 +788,7 @@ impl MetricsStore {
                 open: BTreeMap::new(),
                 known_days,
             }),
-            apply_gate: tokio::sync::RwLock::new(()),
+            apply_gate: Arc::new(tokio::sync::RwLock::new(())),
             flush_lock: Mutex::new(()),
             pressure: OnceLock::new(),
         };
@@ -809,14 +824,10 @@ impl MetricsStore {
         Ok(outcome)
     }
 
-    /// Like [`MetricsStore::append`] for a remote_write request decoded in place: series
-    /// already known are found by a hash of their label bytes, without allocating. Series whose
-    /// labels break the rules are returned as invalid; the rest of the request is kept.
-    pub async fn append_remote_write(
-        &self,
-        request: &RawRequest<'_>,
-        now: TimestampMs,
-    ) -> Result<(AppendOutcome, Vec<InvalidSeries>), MetricsError> {
+    /// Permission to append: checks the disk budget and holds off checkpoints until the batch
+    /// is applied. Take it on the async side, then prepare the batch on a blocking thread with
+    /// [`MetricsStore::prepare_remote_write`] and finish with [`MetricsStore::commit`].
+    pub async fn append_permit(&self) -> Result<AppendPermit, MetricsError> {
         if self
             .pressure
             .get()
@@ -824,7 +835,21 @@ impl MetricsStore {
         {
             return Err(MetricsError::DiskFull);
         }
-        let _gate = self.apply_gate.read().await;
+        Ok(AppendPermit {
+            _gate: Arc::clone(&self.apply_gate).read_owned().await,
+        })
+    }
+
+    /// Validates a remote_write request decoded in place (CPU work: run it off the async
+    /// threads). Series already known are found by a hash of their label bytes, without
+    /// allocating; series whose labels break the rules are returned as invalid, the rest of the
+    /// request is kept.
+    pub fn prepare_remote_write(
+        &self,
+        permit: AppendPermit,
+        request: &RawRequest<'_>,
+        now: TimestampMs,
+    ) -> (PreparedBatch, Vec<InvalidSeries>) {
         let mut outcome = AppendOutcome::default();
         let mut invalid = Vec::new();
         let (record, accepted) = {
@@ -888,11 +913,40 @@ impl MetricsStore {
             }
             (self.record_for(&head, &accepted), accepted)
         };
+        let prepared = PreparedBatch {
+            record,
+            accepted,
+            outcome,
+            _permit: permit,
+        };
+        (prepared, invalid)
+    }
+
+    /// Logs a prepared batch durably and applies it; returns what was stored and refused.
+    pub async fn commit(&self, prepared: PreparedBatch) -> Result<AppendOutcome, MetricsError> {
+        let PreparedBatch {
+            record,
+            accepted,
+            mut outcome,
+            _permit,
+        } = prepared;
         if !accepted.is_empty() {
             self.wal.append(record).await?;
             self.apply(accepted, &mut outcome);
         }
-        Ok((outcome, invalid))
+        Ok(outcome)
+    }
+
+    /// [`MetricsStore::prepare_remote_write`] and [`MetricsStore::commit`] in one call, with the
+    /// validation on the calling thread.
+    pub async fn append_remote_write(
+        &self,
+        request: &RawRequest<'_>,
+        now: TimestampMs,
+    ) -> Result<(AppendOutcome, Vec<InvalidSeries>), MetricsError> {
+        let permit = self.append_permit().await?;
+        let (prepared, invalid) = self.prepare_remote_write(permit, request, now);
+        Ok((self.commit(prepared).await?, invalid))
     }
 
     /// Checks a batch against the head, creating its new series; returns the log record to
