@@ -305,6 +305,25 @@ enum Command {
     },
 }
 
+/// Room reserved in a log's queue by [`Wal::reserve`].
+#[derive(Debug)]
+pub struct WalReservation {
+    permit: OwnedSemaphorePermit,
+}
+
+/// A queued record, waiting to become durable.
+#[derive(Debug)]
+pub struct PendingAppend {
+    receiver: oneshot::Receiver<Result<Lsn, WalError>>,
+}
+
+impl PendingAppend {
+    /// Waits until the record is durable under the log's fsync policy.
+    pub async fn durable(self) -> Result<Lsn, WalError> {
+        self.receiver.await.map_err(|_| WalError::Closed)?
+    }
+}
+
 /// A segmented, checksummed, group-committed write-ahead log. See the [module docs](self).
 pub struct Wal {
     shared: Arc<Shared>,
@@ -425,6 +444,33 @@ impl Wal {
     /// Appends one record and returns its sequence number once it is durable under the
     /// configured [`FsyncPolicy`]. Waits while too many bytes are queued (backpressure).
     pub async fn append(&self, payload: Vec<u8>) -> Result<Lsn, WalError> {
+        let reservation = self.reserve(payload.len()).await?;
+        self.append_reserved(reservation, payload)?.durable().await
+    }
+
+    /// Reserves room for about `bytes` in the writer's queue, waiting while it is full. With a
+    /// reservation, [`Wal::append_reserved`] queues a record without waiting, so a caller can
+    /// queue it while holding a lock and fix the order of records to its own order.
+    pub async fn reserve(&self, bytes: usize) -> Result<WalReservation, WalError> {
+        if let Some(failure) = self.shared.failure() {
+            return Err(failure);
+        }
+        let permits = bytes.clamp(1, self.max_queued_bytes) as u32;
+        let permit = Arc::clone(&self.queue_budget)
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| WalError::Closed)?;
+        Ok(WalReservation { permit })
+    }
+
+    /// Queues a record without waiting; records are written in the order of these calls. The
+    /// returned [`PendingAppend`] resolves once the record is durable. Dropping it does not
+    /// withdraw the record.
+    pub fn append_reserved(
+        &self,
+        reservation: WalReservation,
+        payload: Vec<u8>,
+    ) -> Result<PendingAppend, WalError> {
         if payload.len() > MAX_RECORD_BYTES {
             return Err(WalError::RecordTooLarge {
                 len: payload.len(),
@@ -434,18 +480,13 @@ impl Wal {
         if let Some(failure) = self.shared.failure() {
             return Err(failure);
         }
-        let permits = payload.len().clamp(1, self.max_queued_bytes) as u32;
-        let permit = Arc::clone(&self.queue_budget)
-            .acquire_many_owned(permits)
-            .await
-            .map_err(|_| WalError::Closed)?;
         let (reply, receiver) = oneshot::channel();
         self.send(Command::Append {
             payload,
             reply,
-            _permit: permit,
+            _permit: reservation.permit,
         })?;
-        receiver.await.map_err(|_| WalError::Closed)?
+        Ok(PendingAppend { receiver })
     }
 
     /// Closes the current segment and starts a new one. Returns the first sequence number of
@@ -537,7 +578,7 @@ impl Drop for Wal {
     }
 }
 
-struct PendingAppend {
+struct QueuedRecord {
     lsn: Lsn,
     reply: oneshot::Sender<Result<Lsn, WalError>>,
 }
@@ -560,7 +601,7 @@ const MAX_BATCH_BYTES: usize = 16 << 20;
 
 impl SegmentWriter {
     fn run(mut self, receiver: mpsc::Receiver<Command>) {
-        let mut pending: Vec<PendingAppend> = Vec::new();
+        let mut pending: Vec<QueuedRecord> = Vec::new();
         loop {
             let wait = match (self.unsynced, self.fsync) {
                 (true, FsyncPolicy::Interval(interval)) => interval.saturating_sub(self.last_sync.elapsed()),
@@ -607,16 +648,16 @@ impl SegmentWriter {
     fn encode(
         &mut self,
         payload: &[u8],
-        pending: &mut Vec<PendingAppend>,
+        pending: &mut Vec<QueuedRecord>,
         reply: oneshot::Sender<Result<Lsn, WalError>>,
     ) {
         let lsn = self.next_lsn + pending.len() as u64;
         encode_record(&mut self.buffer, lsn, payload);
-        pending.push(PendingAppend { lsn, reply });
+        pending.push(QueuedRecord { lsn, reply });
     }
 
     /// Writes the buffered batch, syncs it per policy and answers its appenders.
-    fn flush(&mut self, pending: &mut Vec<PendingAppend>) {
+    fn flush(&mut self, pending: &mut Vec<QueuedRecord>) {
         if pending.is_empty() {
             return;
         }

@@ -121,6 +121,11 @@ impl<'a> RawRequest<'a> {
         &self.labels[series.labels.clone()]
     }
 
+    /// All samples of the request.
+    pub fn sample_count(&self) -> usize {
+        self.samples.len()
+    }
+
     /// The samples of a series, as sent.
     pub fn samples(&self, series: &RawSeries) -> &[(i64, f64)] {
         &self.samples[series.samples.clone()]

@@ -28,7 +28,7 @@ use obs_core::error::{Classify, ErrorKind};
 use obs_core::partition::{DataLayout, DayPartitionDir, DiskPressure, Partition, PartitionSet};
 use obs_core::series::{Labels, Matcher, MetricsQuerier, SeriesSamples, StorageError};
 use obs_core::time::{Day, TimestampMs};
-use obs_core::wal::{Lsn, Wal, WalError, WalOptions};
+use obs_core::wal::{Lsn, PendingAppend, Wal, WalError, WalOptions, WalReservation};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use roaring::RoaringBitmap;
 
@@ -571,6 +571,28 @@ struct Written {
     samples: u64,
 }
 
+/// Accepted samples of a batch by series, in first-seen order; a series named twice in one
+/// batch gets one entry, so its samples are checked against each other.
+#[derive(Debug, Default)]
+struct Accepted {
+    by_series: Vec<(u32, Vec<(i64, f64)>)>,
+    index: HashMap<u32, usize, foldhash::fast::RandomState>,
+}
+
+impl Accepted {
+    fn add(&mut self, id: u32, check: impl FnOnce(&mut Vec<(i64, f64)>)) {
+        let position = *self.index.entry(id).or_insert_with(|| {
+            self.by_series.push((id, Vec::new()));
+            self.by_series.len() - 1
+        });
+        check(&mut self.by_series[position].1);
+        if self.by_series[position].1.is_empty() && position + 1 == self.by_series.len() {
+            self.by_series.pop();
+            self.index.remove(&id);
+        }
+    }
+}
+
 /// Time bounds for accepting samples.
 struct SampleBounds {
     oldest: i64,
@@ -655,21 +677,6 @@ impl std::fmt::Debug for MetricsStore {
             .field("dir", &self.layout.signal_dir(Signal::Metrics))
             .finish_non_exhaustive()
     }
-}
-
-/// Held from validation until a batch is applied (see [`MetricsStore::append_permit`]).
-#[derive(Debug)]
-pub struct AppendPermit {
-    _gate: tokio::sync::OwnedRwLockReadGuard<()>,
-}
-
-/// A validated batch waiting to be logged and applied by [`MetricsStore::commit`].
-#[derive(Debug)]
-pub struct PreparedBatch {
-    record: Vec<u8>,
-    accepted: Vec<(u32, Vec<(i64, f64)>)>,
-    outcome: AppendOutcome,
-    _permit: AppendPermit,
 }
 
 /// Cardinality statistics of the head, as Prometheus' `/api/v1/status/tsdb` reports them.
@@ -800,34 +807,54 @@ impl MetricsStore {
         let _ = self.pressure.set(pressure);
     }
 
-    /// Validates, logs durably and applies a batch. Returns once every accepted sample is in
-    /// the write-ahead log under its fsync policy and visible to queries.
+    /// Validates, applies and logs a batch. Returns once every accepted sample is in the
+    /// write-ahead log under its fsync policy (and already visible to queries).
+    ///
+    /// Validation, the head update and queueing the log record happen under one lock, so the
+    /// log holds batches in the order they were validated and applied: replay reproduces
+    /// exactly the head that acknowledged them. The wait for durability comes after; a
+    /// cancelled wait leaves a record that is applied and logged, never one that is only
+    /// logged.
     pub async fn append(
         &self,
         batch: Vec<SeriesSamples>,
         now: TimestampMs,
     ) -> Result<AppendOutcome, MetricsError> {
-        if self
-            .pressure
-            .get()
-            .is_some_and(|pressure| pressure.is_over_budget())
-        {
-            return Err(MetricsError::DiskFull);
-        }
-        let _gate = self.apply_gate.read().await;
-        let (record, accepted, mut outcome) = self.validate(batch, now);
-        if accepted.is_empty() {
-            return Ok(outcome);
-        }
-        self.wal.append(record).await?;
-        self.apply(accepted, &mut outcome);
+        let _permit = self.append_permit().await?;
+        let estimate = 64
+            + batch
+                .iter()
+                .map(|series| 8 + 16 * series.samples.len())
+                .sum::<usize>();
+        let reservation = self.wal.reserve(estimate).await?;
+        let mut outcome = AppendOutcome::default();
+        let logged = {
+            let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
+            let bounds = self.sample_bounds(now);
+            let mut accepted = Accepted::default();
+            for series in batch {
+                let id = match head.by_labels.get(&series.labels) {
+                    Some(&id) => id,
+                    None => {
+                        match self.resolve(&mut head, series.labels, &series.samples, &bounds, &mut outcome) {
+                            Some(id) => id,
+                            None => continue,
+                        }
+                    }
+                };
+                accepted.add(id, |kept| {
+                    self.check_samples(&head, id, series.samples, &bounds, &mut outcome, kept)
+                });
+            }
+            self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome)?
+        };
+        self.wait_durable(logged).await?;
         Ok(outcome)
     }
 
-    /// Permission to append: checks the disk budget and holds off checkpoints until the batch
-    /// is applied. Take it on the async side, then prepare the batch on a blocking thread with
-    /// [`MetricsStore::prepare_remote_write`] and finish with [`MetricsStore::commit`].
-    pub async fn append_permit(&self) -> Result<AppendPermit, MetricsError> {
+    /// Checks the disk budget and holds off checkpoints until the batch is applied and
+    /// queued in the log.
+    async fn append_permit(&self) -> Result<tokio::sync::OwnedRwLockReadGuard<()>, MetricsError> {
         if self
             .pressure
             .get()
@@ -835,27 +862,26 @@ impl MetricsStore {
         {
             return Err(MetricsError::DiskFull);
         }
-        Ok(AppendPermit {
-            _gate: Arc::clone(&self.apply_gate).read_owned().await,
-        })
+        Ok(Arc::clone(&self.apply_gate).read_owned().await)
     }
 
-    /// Validates a remote_write request decoded in place (CPU work: run it off the async
-    /// threads). Series already known are found by a hash of their label bytes, without
-    /// allocating; series whose labels break the rules are returned as invalid, the rest of the
-    /// request is kept.
-    pub fn prepare_remote_write(
+    /// Like [`MetricsStore::append`] for a remote_write request decoded in place: series
+    /// already known are found by a hash of their label bytes, without allocating. Series whose
+    /// labels break the rules are returned as invalid; the rest of the request is kept.
+    pub async fn append_remote_write(
         &self,
-        permit: AppendPermit,
         request: &RawRequest<'_>,
         now: TimestampMs,
-    ) -> (PreparedBatch, Vec<InvalidSeries>) {
+    ) -> Result<(AppendOutcome, Vec<InvalidSeries>), MetricsError> {
+        let _permit = self.append_permit().await?;
+        let estimate = 64 + request.series.len() * 8 + request.sample_count() * 16;
+        let reservation = self.wal.reserve(estimate).await?;
         let mut outcome = AppendOutcome::default();
         let mut invalid = Vec::new();
-        let (record, accepted) = {
+        let logged = {
             let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
             let bounds = self.sample_bounds(now);
-            let mut accepted = Vec::with_capacity(request.series.len());
+            let mut accepted = Accepted::default();
             for series in &request.series {
                 let pairs = request.labels(series);
                 if series.histograms > 0 {
@@ -906,78 +932,14 @@ impl MetricsStore {
                         id
                     }
                 };
-                let kept = self.check_samples(&head, id, samples.to_vec(), &bounds, &mut outcome);
-                if !kept.is_empty() {
-                    accepted.push((id, kept));
-                }
+                accepted.add(id, |kept| {
+                    self.check_samples(&head, id, samples.to_vec(), &bounds, &mut outcome, kept)
+                });
             }
-            (self.record_for(&head, &accepted), accepted)
+            self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome)?
         };
-        let prepared = PreparedBatch {
-            record,
-            accepted,
-            outcome,
-            _permit: permit,
-        };
-        (prepared, invalid)
-    }
-
-    /// Logs a prepared batch durably and applies it; returns what was stored and refused.
-    pub async fn commit(&self, prepared: PreparedBatch) -> Result<AppendOutcome, MetricsError> {
-        let PreparedBatch {
-            record,
-            accepted,
-            mut outcome,
-            _permit,
-        } = prepared;
-        if !accepted.is_empty() {
-            self.wal.append(record).await?;
-            self.apply(accepted, &mut outcome);
-        }
-        Ok(outcome)
-    }
-
-    /// [`MetricsStore::prepare_remote_write`] and [`MetricsStore::commit`] in one call, with the
-    /// validation on the calling thread.
-    pub async fn append_remote_write(
-        &self,
-        request: &RawRequest<'_>,
-        now: TimestampMs,
-    ) -> Result<(AppendOutcome, Vec<InvalidSeries>), MetricsError> {
-        let permit = self.append_permit().await?;
-        let (prepared, invalid) = self.prepare_remote_write(permit, request, now);
-        Ok((self.commit(prepared).await?, invalid))
-    }
-
-    /// Checks a batch against the head, creating its new series; returns the log record to
-    /// write, the accepted samples by series id, and the refusals.
-    #[allow(clippy::type_complexity)]
-    fn validate(
-        &self,
-        batch: Vec<SeriesSamples>,
-        now: TimestampMs,
-    ) -> (Vec<u8>, Vec<(u32, Vec<(i64, f64)>)>, AppendOutcome) {
-        let mut outcome = AppendOutcome::default();
-        let bounds = self.sample_bounds(now);
-        let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
-        let mut accepted: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(batch.len());
-        for series in batch {
-            let id = match head.by_labels.get(&series.labels) {
-                Some(&id) => id,
-                None => {
-                    match self.resolve(&mut head, series.labels, &series.samples, &bounds, &mut outcome) {
-                        Some(id) => id,
-                        None => continue,
-                    }
-                }
-            };
-            let kept = self.check_samples(&head, id, series.samples, &bounds, &mut outcome);
-            if !kept.is_empty() {
-                accepted.push((id, kept));
-            }
-        }
-        let record = self.record_for(&head, &accepted);
-        (record, accepted, outcome)
+        self.wait_durable(logged).await?;
+        Ok((outcome, invalid))
     }
 
     /// The id of a series not found by a fast path: existing, or created unless it carries a
@@ -1050,15 +1012,16 @@ impl MetricsStore {
         mut samples: Vec<(i64, f64)>,
         bounds: &SampleBounds,
         outcome: &mut AppendOutcome,
-    ) -> Vec<(i64, f64)> {
+        kept: &mut Vec<(i64, f64)>,
+    ) {
         let Some(state) = head.state(id) else {
-            return Vec::new();
+            return;
         };
         if !samples.is_sorted_by_key(|(ts, _)| *ts) {
             samples.sort_by_key(|(ts, _)| *ts);
         }
-        let mut newest_seen = state.max_ts;
-        let mut kept: Vec<(i64, f64)> = Vec::with_capacity(samples.len());
+        // `kept` may already hold samples of this series from earlier in the same batch.
+        let mut newest_seen = kept.iter().map(|(ts, _)| *ts).fold(state.max_ts, i64::max);
         for (ts, value) in samples {
             let reason = if ts < bounds.oldest {
                 Some(RejectReason::TooOld)
@@ -1067,26 +1030,41 @@ impl MetricsStore {
             } else if ts < newest_seen.saturating_sub(bounds.window) {
                 Some(RejectReason::OutOfOrder)
             } else {
-                let existing = kept
+                let in_batch = kept
                     .iter()
                     .rev()
                     .find(|(kept_ts, _)| *kept_ts == ts)
-                    .map(|(_, v)| v.to_bits())
-                    .or_else(|| {
-                        if ts > newest_seen {
-                            return None;
-                        }
-                        // Late samples are checked against memory, then against the
-                        // partitions (rare, so the disk read is affordable).
-                        state.value_in_memory(ts).or_else(|| self.persisted_value(id, ts))
-                    });
-                match existing {
+                    .map(|(_, v)| v.to_bits());
+                match in_batch {
                     Some(bits) if bits == value.to_bits() => {
                         outcome.duplicates += 1;
                         continue;
                     }
-                    Some(_) => Some(RejectReason::DuplicateTimestamp),
-                    None => None,
+                    Some(_) => {
+                        self_metrics().rejected_with(&RejectReason::DuplicateTimestamp, 1);
+                        outcome.rejected.push(Rejection {
+                            labels: state.labels.clone(),
+                            timestamp_ms: Some(ts),
+                            reason: RejectReason::DuplicateTimestamp,
+                        });
+                        continue;
+                    }
+                    None => {}
+                }
+                let existing = None.or_else(|| {
+                    if ts > newest_seen {
+                        return None;
+                    }
+                    // Late samples are checked against memory, then against the
+                    // partitions (rare, so the disk read is affordable).
+                    state.value_in_memory(ts).or_else(|| self.persisted_value(id, ts))
+                });
+                // A sample identical to a stored one (a retried write) is logged again and counted
+                // as a duplicate when applied: its acknowledgement then never depends on an
+                // earlier write having been durable.
+                match existing {
+                    Some(bits) if bits != value.to_bits() => Some(RejectReason::DuplicateTimestamp),
+                    _ => None,
                 }
             };
             match reason {
@@ -1104,30 +1082,35 @@ impl MetricsStore {
                 }
             }
         }
-        kept
     }
 
-    /// The log record of accepted samples, with the definitions of series not yet durable.
-    fn record_for(&self, head: &Head, accepted: &[(u32, Vec<(i64, f64)>)]) -> Vec<u8> {
-        let definitions: Vec<(u32, &Labels)> = accepted
+    /// Queues the log record of accepted samples (with the definitions of series not yet
+    /// durable) and applies the samples to the head, in that order and under the head lock.
+    /// Returns the queued record and the series it defines, to wait for.
+    fn log_and_apply(
+        &self,
+        head: &mut Head,
+        reservation: WalReservation,
+        accepted: Vec<(u32, Vec<(i64, f64)>)>,
+        outcome: &mut AppendOutcome,
+    ) -> Result<Option<(PendingAppend, Vec<u32>)>, MetricsError> {
+        if accepted.is_empty() {
+            return Ok(None);
+        }
+        let defined: Vec<u32> = accepted
             .iter()
-            .filter_map(|(id, _)| {
-                head.state(*id)
-                    .filter(|state| !state.defined)
-                    .map(|state| (*id, &state.labels))
-            })
+            .map(|(id, _)| *id)
+            .filter(|id| head.state(*id).is_some_and(|state| !state.defined))
             .collect();
-        walrec::encode(&definitions, accepted)
-    }
-
-    /// Applies logged samples to the head.
-    fn apply(&self, accepted: Vec<(u32, Vec<(i64, f64)>)>, outcome: &mut AppendOutcome) {
-        let metrics = self_metrics();
-        let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
+        let definitions: Vec<(u32, &Labels)> = defined
+            .iter()
+            .filter_map(|&id| head.state(id).map(|state| (id, &state.labels)))
+            .collect();
+        let record = walrec::encode(&definitions, &accepted);
+        let pending = self.wal.append_reserved(reservation, record)?;
         let before = (outcome.accepted, outcome.duplicates);
         for (id, samples) in accepted {
             if let Some(Some(state)) = head.series.get_mut(id as usize) {
-                state.defined = true;
                 for (ts, value) in samples {
                     if state.apply(ts, value) {
                         outcome.accepted += 1;
@@ -1137,10 +1120,28 @@ impl MetricsStore {
                 }
             }
         }
+        let metrics = self_metrics();
         metrics.active_series.set(head.all.len() as i64);
-        drop(head);
         metrics.appended.inc_by(outcome.accepted - before.0);
         metrics.duplicates.inc_by(outcome.duplicates - before.1);
+        Ok(Some((pending, defined)))
+    }
+
+    /// Waits until a queued record is durable, then marks the series it defined as durable.
+    async fn wait_durable(&self, logged: Option<(PendingAppend, Vec<u32>)>) -> Result<(), MetricsError> {
+        let Some((pending, defined)) = logged else {
+            return Ok(());
+        };
+        pending.durable().await?;
+        if !defined.is_empty() {
+            let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
+            for id in defined {
+                if let Some(Some(state)) = head.series.get_mut(id as usize) {
+                    state.defined = true;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Cardinality statistics, each list cut to its `limit` largest entries, so that an
@@ -1449,6 +1450,9 @@ impl MetricsStore {
 
     /// Matching series ids with their labels, among series with data overlapping the range.
     fn matching_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<(u32, Labels)> {
+        if mint > maxt {
+            return Vec::new();
+        }
         let head = self.head.read().unwrap_or_else(|poison| poison.into_inner());
         head.matching(matchers)
             .iter()
@@ -1468,6 +1472,9 @@ impl MetricsQuerier for MetricsStore {
         maxt_ms: i64,
     ) -> Result<Vec<SeriesSamples>, StorageError> {
         let mut result = Vec::new();
+        if mint_ms > maxt_ms {
+            return Ok(result);
+        }
         for (id, labels) in self.matching_series(matchers, mint_ms, maxt_ms) {
             let mut samples = Vec::new();
             // Memory first, then disk: a chunk leaves memory only after it is on disk.
