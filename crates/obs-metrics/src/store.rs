@@ -1537,15 +1537,15 @@ impl PartitionSet for MetricsStore {
     }
 
     fn drop_partition(&self, day: Day) -> std::io::Result<u64> {
-        // Readers holding the database keep the unlinked file until they finish.
-        {
-            let mut partitions = self
-                .partitions
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            partitions.open.remove(&day);
-            partitions.known_days.remove(&day);
-        }
+        // The unlink happens under the partitions lock, so a flush cannot reopen the file and
+        // commit chunks into it in between. Readers holding the database keep the unlinked
+        // file until they finish.
+        let mut partitions = self
+            .partitions
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        partitions.open.remove(&day);
+        partitions.known_days.remove(&day);
         self.partitions_dir.drop_partition(day)
     }
 }

@@ -463,3 +463,32 @@ fn concurrent_conflicting_writes_have_one_winner_and_replay_agrees() {
         .unwrap();
     assert_eq!(after, before);
 }
+
+#[test]
+fn retention_drops_a_day_partition_of_the_store() {
+    use obs_core::partition::PartitionSet;
+    use obs_core::time::Day;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let store = open(dir.path());
+    let yesterday = NOW - 86_400_000;
+    let batch = vec![SeriesSamples {
+        labels: series("node_load1", 1),
+        samples: vec![(yesterday, 1.0), (NOW - MINUTE, 2.0)],
+    }];
+    rt.block_on(store.append(batch, now())).unwrap();
+    rt.block_on(store.checkpoint()).unwrap();
+    let days: Vec<Day> = store.partitions().unwrap().iter().map(|p| p.day).collect();
+    assert_eq!(
+        days,
+        vec![Day::containing(TimestampMs(yesterday)), Day::containing(now())]
+    );
+    let freed = store
+        .drop_partition(Day::containing(TimestampMs(yesterday)))
+        .unwrap();
+    assert!(freed > 0);
+    let found = store
+        .select(&[Matcher::equal("__name__", "node_load1")], 0, NOW)
+        .unwrap();
+    assert_eq!(found[0].samples, vec![(NOW - MINUTE, 2.0)]);
+}
