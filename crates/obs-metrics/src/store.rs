@@ -1,9 +1,10 @@
 //! The metrics store: series registry, postings, head, day partitions, write-ahead log.
 //!
-//! Write path: [`MetricsStore::append`] validates a batch against the head (retention, future
-//! tolerance, out-of-order window, duplicates), appends the accepted samples to the
-//! write-ahead log and waits until they are durable, applies them to the head, and only then
-//! returns. Read path: [`MetricsStore`] implements [`MetricsQuerier`] over the head and the day
+//! Write path: [`MetricsStore::append`] (and `append_remote_write`) validates a batch against
+//! the head (retention, future tolerance, out-of-order window, duplicates, series limits),
+//! queues the write-ahead log record of the accepted samples and applies them to the head, all
+//! under the head lock so that the log's order is the head's; then it waits until the record
+//! is durable and only then returns. Read path: [`MetricsStore`] implements [`MetricsQuerier`] over the head and the day
 //! partitions.
 //!
 //! Where data lives:
@@ -14,7 +15,7 @@
 //!   `(series_id, chunk_min_ts, sequence)`;
 //! - `<data>/metrics/index.redb`: series ids, label sets and time bounds.
 //!
-//! A checkpoint rotates the log while no append is between its log write and its head apply,
+//! A checkpoint rotates the log while no append is between its permit and its durable wait,
 //! seals every open chunk, flushes everything (the index first, then the partitions) with
 //! durable commits, and only then unlinks the log segments before the rotation.
 
