@@ -143,7 +143,10 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     let mut server = tokio::spawn(listener::serve(prepared.listeners, mux, shutdown.clone()));
 
     let layout = prepared.layout.clone();
-    let wal_config = config.storage.wal;
+    let other_wals: Vec<(Signal, WalOptions)> = [Signal::Logs, Signal::Traces]
+        .into_iter()
+        .map(|signal| (signal, wal_options(signal, &config)))
+        .collect();
     let metrics_options = MetricsOptions {
         retention: config.retention(Signal::Metrics),
         out_of_order_window: config.metrics.out_of_order_window.as_std(),
@@ -162,7 +165,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
             corruptions = report.wal_corruptions,
             "metrics store opened"
         );
-        let wals = open_wals(&layout, wal_config.segment_size.bytes(), wal_config.fsync.0)?;
+        let wals = open_wals(&layout, other_wals)?;
         Ok::<_, String>((Arc::new(store), wals))
     });
     let (metrics, wals) = match opened.await {
@@ -236,18 +239,9 @@ fn wal_options(signal: Signal, config: &Config) -> WalOptions {
 
 /// The write-ahead logs of the signals whose stores are not built yet: replay still verifies
 /// and repairs them.
-fn open_wals(
-    layout: &DataLayout,
-    segment_size_bytes: u64,
-    fsync: obs_core::wal::FsyncPolicy,
-) -> Result<BTreeMap<Signal, Wal>, String> {
+fn open_wals(layout: &DataLayout, logs: Vec<(Signal, WalOptions)>) -> Result<BTreeMap<Signal, Wal>, String> {
     let mut wals = BTreeMap::new();
-    for signal in [Signal::Logs, Signal::Traces] {
-        let options = WalOptions {
-            fsync,
-            segment_size_bytes,
-            ..WalOptions::named(signal.as_str())
-        };
+    for (signal, options) in logs {
         let started = Instant::now();
         let (wal, report) =
             Wal::open(&layout.wal_dir(signal), options, |_, _| Ok(())).map_err(|err| err.to_string())?;

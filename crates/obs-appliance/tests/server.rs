@@ -115,16 +115,22 @@ fn metrics_are_valid_exposition_format_with_the_promised_series() {
     );
 }
 
-/// One gRPC unary call over HTTP/2 cleartext: status, grpc-status, response message bytes.
-async fn grpc_call(addr: std::net::SocketAddr, path: &str, message: &[u8]) -> (u16, Option<String>, Vec<u8>) {
+/// An HTTP/2 connection with prior knowledge (cleartext, as gRPC clients use).
+async fn h2_connect(addr: std::net::SocketAddr) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+    let (sender, connection) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(stream),
     )
     .await
     .unwrap();
     tokio::spawn(connection);
+    sender
+}
+
+/// One gRPC unary call over HTTP/2 cleartext: status, grpc-status, response message bytes.
+async fn grpc_call(addr: std::net::SocketAddr, path: &str, message: &[u8]) -> (u16, Option<String>, Vec<u8>) {
+    let mut sender = h2_connect(addr).await;
     let mut frame = vec![0u8];
     frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
     frame.extend_from_slice(message);
@@ -174,14 +180,7 @@ fn grpc_and_http2_share_the_main_port() {
         assert_eq!(grpc_status.as_deref(), Some("12"));
 
         // Plain HTTP over HTTP/2 with prior knowledge reaches the HTTP routes.
-        let stream = tokio::net::TcpStream::connect(appliance.addr).await.unwrap();
-        let (mut sender, connection) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(connection);
+        let mut sender = h2_connect(appliance.addr).await;
         let request = hyper::Request::get(format!("http://{}/-/healthy", appliance.addr))
             .body(Full::new(Bytes::new()))
             .unwrap();

@@ -131,40 +131,31 @@ impl RejectReason {
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ts = self.timestamp_ms.unwrap_or_default();
+        let labels = &self.labels;
         match &self.reason {
             RejectReason::TooOld => write!(
                 f,
-                "sample at {} for series {} is older than the retention",
-                self.timestamp_ms.unwrap_or_default(),
-                self.labels
+                "sample at {ts} for series {labels} is older than the retention"
             ),
-            RejectReason::TooFarInFuture => write!(
-                f,
-                "sample at {} for series {} is too far in the future",
-                self.timestamp_ms.unwrap_or_default(),
-                self.labels
-            ),
+            RejectReason::TooFarInFuture => {
+                write!(f, "sample at {ts} for series {labels} is too far in the future")
+            }
             RejectReason::OutOfOrder => write!(
                 f,
-                "out of order sample at {} for series {}: older than the out-of-order window",
-                self.timestamp_ms.unwrap_or_default(),
-                self.labels
+                "out of order sample at {ts} for series {labels}: older than the out-of-order window"
             ),
             RejectReason::DuplicateTimestamp => write!(
                 f,
-                "duplicate sample for timestamp {} with a different value, series {}",
-                self.timestamp_ms.unwrap_or_default(),
-                self.labels
+                "duplicate sample for timestamp {ts} with a different value, series {labels}"
             ),
             RejectReason::DeniedLabel(name) => write!(
                 f,
-                "label name {name:?} is not allowed on metrics (series {}); put it in logs or traces",
-                self.labels
+                "label name {name:?} is not allowed on metrics (series {labels}); put it in logs or traces"
             ),
             RejectReason::SeriesLimit { limit, value } => write!(
                 f,
-                "new series {} refused: the {limit} limit of {value} series is reached; drop a high-cardinality label or raise metrics.{limit}",
-                self.labels
+                "new series {labels} refused: the {limit} limit of {value} series is reached; drop a high-cardinality label or raise metrics.{limit}"
             ),
         }
     }
