@@ -227,6 +227,13 @@ pub(crate) struct MetricsConfig {
     /// The most series one metric name may have.
     #[serde(default = "default_max_series_per_metric")]
     pub(crate) max_series_per_metric: usize,
+    /// Put `otel_scope_name` / `otel_scope_version` on series received over OTLP.
+    #[serde(default = "default_true")]
+    pub(crate) otlp_scope_labels: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_out_of_order_window() -> PromDuration {
@@ -254,6 +261,7 @@ impl Default for MetricsConfig {
             denied_labels: default_denied_labels(),
             max_series: default_max_series(),
             max_series_per_metric: default_max_series_per_metric(),
+            otlp_scope_labels: true,
         }
     }
 }

@@ -181,6 +181,9 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
+    state.set_otlp_options(obs_metrics::otlp::OtlpOptions {
+        scope_labels: config.metrics.otlp_scope_labels,
+    });
     state.attach_metrics(Arc::clone(&metrics));
     state.set_ready(true).await;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");

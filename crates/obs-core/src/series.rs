@@ -350,6 +350,54 @@ impl Classify for StorageError {
     }
 }
 
+/// The type of a metric family, as `# TYPE` lines and `/api/v1/metadata` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MetricType {
+    /// A monotonic counter.
+    Counter,
+    /// A gauge.
+    Gauge,
+    /// A classic histogram (`_bucket`, `_sum`, `_count`).
+    Histogram,
+    /// A summary (quantiles, `_sum`, `_count`).
+    Summary,
+    /// An OpenMetrics info metric.
+    Info,
+    /// An OpenMetrics state set.
+    StateSet,
+    /// An OpenMetrics gauge histogram.
+    GaugeHistogram,
+    /// Untyped.
+    Unknown,
+}
+
+impl MetricType {
+    /// The name Prometheus' API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::Summary => "summary",
+            MetricType::Info => "info",
+            MetricType::StateSet => "stateset",
+            MetricType::GaugeHistogram => "gaugehistogram",
+            MetricType::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a metric family is: its type, help text and unit (`/api/v1/metadata`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetricMetadata {
+    /// The type.
+    pub metric_type: MetricType,
+    /// The help text (may be empty).
+    pub help: String,
+    /// The unit (may be empty).
+    pub unit: String,
+}
+
 /// Read access to metrics, as the query engine sees it. See the [module docs](self) for the
 /// contract.
 pub trait MetricsQuerier: Send + Sync {
@@ -380,6 +428,10 @@ pub trait MetricsQuerier: Send + Sync {
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<String>, StorageError>;
+
+    /// Metadata by metric family name, sorted by name; one family (`metric`) or all, at most
+    /// `limit` families. A family may have several distinct entries (different sources).
+    fn metadata(&self, metric: Option<&str>, limit: Option<usize>) -> Vec<(String, Vec<MetricMetadata>)>;
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //!   hot path.
 //! - [`remote_write`]: Prometheus remote_write 1.0 bodies, decoded in place (labels borrowed
 //!   from the body).
+//! - [`otlp`]: OTLP metrics converted to Prometheus series as the OpenTelemetry
+//!   compatibility specification says.
 //!
 //! This crate knows nothing about HTTP, PromQL or any wire format beyond the protobuf it
 //! decodes. The on-disk format is in `docs/format/metrics.md`.
@@ -29,6 +31,7 @@
 //! ```
 
 pub mod chunk;
+pub mod otlp;
 pub mod remote_write;
 pub mod store;
 mod walrec;

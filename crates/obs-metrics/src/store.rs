@@ -27,7 +27,7 @@ use std::time::Duration;
 use obs_core::Signal;
 use obs_core::error::{Classify, ErrorKind};
 use obs_core::partition::{DataLayout, DayPartitionDir, DiskPressure, Partition, PartitionSet};
-use obs_core::series::{Labels, Matcher, MetricsQuerier, SeriesSamples, StorageError};
+use obs_core::series::{Labels, Matcher, MetricMetadata, MetricsQuerier, SeriesSamples, StorageError};
 use obs_core::time::{Day, TimestampMs};
 use obs_core::wal::{Lsn, PendingAppend, Wal, WalError, WalOptions, WalReservation};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -661,7 +661,15 @@ pub struct MetricsStore {
     /// Serializes flushes.
     flush_lock: Mutex<()>,
     pressure: OnceLock<Arc<DiskPressure>>,
+    /// Type, help and unit by metric family, as the last senders described them. In memory
+    /// only, like Prometheus' scrape caches: senders repeat it with every scrape or export.
+    metadata: RwLock<BTreeMap<String, Vec<MetricMetadata>>>,
 }
+
+/// The most metric families whose metadata is kept.
+const MAX_METADATA_FAMILIES: usize = 100_000;
+/// The most distinct metadata entries kept per family.
+const MAX_METADATA_PER_FAMILY: usize = 4;
 
 impl std::fmt::Debug for MetricsStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -790,8 +798,31 @@ impl MetricsStore {
             apply_gate: Arc::new(tokio::sync::RwLock::new(())),
             flush_lock: Mutex::new(()),
             pressure: OnceLock::new(),
+            metadata: RwLock::new(BTreeMap::new()),
         };
         Ok((store, report))
+    }
+
+    /// Records what senders say about metric families. The newest entry of a family comes
+    /// first; a family keeps at most a few distinct entries, and at most
+    /// `MAX_METADATA_FAMILIES` families are kept (new ones are ignored beyond that).
+    pub fn record_metadata(&self, entries: impl IntoIterator<Item = (String, MetricMetadata)>) {
+        let mut metadata = self.metadata.write().unwrap_or_else(|poison| poison.into_inner());
+        for (family, entry) in entries {
+            let full = metadata.len() >= MAX_METADATA_FAMILIES;
+            match metadata.get_mut(&family) {
+                Some(known) if known.first() != Some(&entry) => {
+                    known.retain(|existing| existing != &entry);
+                    known.insert(0, entry);
+                    known.truncate(MAX_METADATA_PER_FAMILY);
+                }
+                Some(_) => {}
+                None if !full => {
+                    metadata.insert(family, vec![entry]);
+                }
+                None => {}
+            }
+        }
     }
 
     /// Makes ingest refuse batches while `pressure` says the disk budget is exhausted.
@@ -1516,6 +1547,25 @@ impl MetricsQuerier for MetricsStore {
             .filter_map(|(_, labels)| labels.get(name).map(str::to_owned))
             .collect();
         Ok(values.into_iter().collect())
+    }
+
+    fn metadata(&self, metric: Option<&str>, limit: Option<usize>) -> Vec<(String, Vec<MetricMetadata>)> {
+        let metadata = self.metadata.read().unwrap_or_else(|poison| poison.into_inner());
+        let limit = limit.unwrap_or(usize::MAX);
+        match metric {
+            Some(name) => metadata
+                .get(name)
+                .map(|entries| vec![(name.to_owned(), entries.clone())])
+                .unwrap_or_default()
+                .into_iter()
+                .take(limit)
+                .collect(),
+            None => metadata
+                .iter()
+                .take(limit)
+                .map(|(name, entries)| (name.clone(), entries.clone()))
+                .collect(),
+        }
     }
 }
 

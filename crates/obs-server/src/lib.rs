@@ -4,7 +4,7 @@
 //! `application/grpc` go to the gRPC services (tonic; OTLP and the standard gRPC health
 //! service), everything else to the HTTP routers (axum): the operational endpoints
 //! (`/-/healthy`, `/-/ready`, `/metrics`) and one module per compatible external API
-//! (`prometheus_api`, later `loki_api`, `tempo_api`, `alertmanager_api`, `otlp_api`). Their
+//! (`prometheus_api`, `otlp_api`, later `loki_api`, `tempo_api`, `alertmanager_api`). Their
 //! paths do not collide, so a single port is enough; the classic ports are extra listeners
 //! serving the same [`Mux`].
 //!
@@ -28,6 +28,7 @@ mod http_metrics;
 pub mod listener;
 mod mux;
 mod ops;
+mod otlp_api;
 pub mod prometheus_api;
 
 use std::sync::Arc;
@@ -69,8 +70,10 @@ struct StateInner {
     build: BuildInfo,
     limits: Limits,
     health: tonic_health::server::HealthReporter,
-    /// The gRPC services: the standard health service now, OTLP collectors as signals land.
+    /// The standard gRPC health service; [`router`] adds the OTLP collectors.
     grpc_routes: tonic::service::Routes,
+    /// How OTLP metrics become Prometheus series.
+    otlp_options: std::sync::RwLock<obs_metrics::otlp::OtlpOptions>,
     /// The metrics store, once it has replayed its write-ahead log.
     metrics: std::sync::OnceLock<Arc<obs_metrics::store::MetricsStore>>,
 }
@@ -87,6 +90,7 @@ impl AppState {
                 limits,
                 health,
                 grpc_routes: tonic::service::Routes::new(health_service),
+                otlp_options: std::sync::RwLock::new(obs_metrics::otlp::OtlpOptions::default()),
                 metrics: std::sync::OnceLock::new(),
             }),
         };
@@ -121,6 +125,24 @@ impl AppState {
         self.inner.metrics.get()
     }
 
+    /// Sets how OTLP metrics are converted.
+    pub fn set_otlp_options(&self, options: obs_metrics::otlp::OtlpOptions) {
+        *self
+            .inner
+            .otlp_options
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = options;
+    }
+
+    /// How OTLP metrics are converted.
+    pub fn otlp_options(&self) -> obs_metrics::otlp::OtlpOptions {
+        self.inner
+            .otlp_options
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
     /// The build being served.
     pub fn build(&self) -> &BuildInfo {
         &self.inner.build
@@ -136,6 +158,7 @@ impl AppState {
 pub fn router(state: AppState) -> Mux {
     let http = ops::routes()
         .merge(prometheus_api::routes())
+        .merge(otlp_api::routes())
         .fallback(ops::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.limits().max_request_body_bytes,
@@ -147,6 +170,7 @@ pub fn router(state: AppState) -> Mux {
         .inner
         .grpc_routes
         .clone()
+        .add_service(otlp_api::MetricsGrpc::new(state.clone()))
         .into_axum_router()
         .layer(axum::middleware::from_fn(http_metrics::track));
     http_metrics::register_build_info(state.build());

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::AppState;
 
+mod metadata;
 mod status;
 mod write;
 
@@ -20,6 +21,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/api/v1/metadata", get(metadata::metadata))
 }
 
 /// `{"status":"success","data":data}`.

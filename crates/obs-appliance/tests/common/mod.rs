@@ -187,3 +187,28 @@ pub fn required_tool(name: &str, install_hint: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// Whether `python3` can import every module. In CI a missing module fails the test (the test
+/// command installs them); elsewhere the test is skipped, loudly.
+pub fn required_python_modules(modules: &[&str], install_hint: &str) -> bool {
+    let script = modules
+        .iter()
+        .map(|module| format!("import {module}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let ok = Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("python modules {modules:?} are required in CI but missing: {install_hint}");
+        }
+        eprintln!(
+            "SKIPPED: python modules {modules:?} are not installed ({install_hint}); this check did not run"
+        );
+    }
+    ok
+}
