@@ -32,9 +32,57 @@ pub(crate) struct Config {
     /// The metrics store: ingest rules and the cardinality guard.
     #[serde(default)]
     pub(crate) metrics: MetricsConfig,
+    /// PromQL queries: lookback, limits.
+    #[serde(default)]
+    pub(crate) query: QueryConfig,
     /// Logging.
     #[serde(default)]
     pub(crate) log: LogConfig,
+}
+
+/// `query:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueryConfig {
+    /// How far back an instant selector looks for a sample.
+    #[serde(default = "default_lookback_delta")]
+    pub(crate) lookback_delta: PromDuration,
+    /// How long a query may run.
+    #[serde(default = "default_query_timeout")]
+    pub(crate) timeout: PromDuration,
+    /// The most samples one query may hold in memory.
+    #[serde(default = "default_max_samples")]
+    pub(crate) max_samples: usize,
+    /// Queries running at once; more wait for a slot.
+    #[serde(default = "default_max_concurrency")]
+    pub(crate) max_concurrency: usize,
+}
+
+fn default_lookback_delta() -> PromDuration {
+    PromDuration::from_secs(300)
+}
+
+fn default_query_timeout() -> PromDuration {
+    PromDuration::from_secs(120)
+}
+
+fn default_max_samples() -> usize {
+    50_000_000
+}
+
+fn default_max_concurrency() -> usize {
+    20
+}
+
+impl Default for QueryConfig {
+    fn default() -> QueryConfig {
+        QueryConfig {
+            lookback_delta: default_lookback_delta(),
+            timeout: default_query_timeout(),
+            max_samples: default_max_samples(),
+            max_concurrency: default_max_concurrency(),
+        }
+    }
 }
 
 /// `server:`.

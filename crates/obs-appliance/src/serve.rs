@@ -184,6 +184,23 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     state.set_otlp_options(obs_metrics::otlp::OtlpOptions {
         scope_labels: config.metrics.otlp_scope_labels,
     });
+    state.set_query_options(
+        obs_promql::EngineOptions {
+            lookback_delta_ms: config.query.lookback_delta.as_std().as_millis() as i64,
+            max_samples: config.query.max_samples,
+            timeout: config.query.timeout.as_std(),
+            ..obs_promql::EngineOptions::default()
+        },
+        config.query.max_concurrency,
+    );
+    let retention_days = config.retention(Signal::Metrics).as_secs() / 86_400;
+    state.set_prometheus_view(
+        format!("{retention_days}d"),
+        format!(
+            "global:\n  evaluation_interval: 1m\n  scrape_interval: 1m\n  scrape_timeout: 10s\nstorage:\n  tsdb:\n    out_of_order_time_window: {}\n",
+            config.metrics.out_of_order_window
+        ),
+    );
     state.attach_metrics(Arc::clone(&metrics));
     state.set_ready(true).await;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");

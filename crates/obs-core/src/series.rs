@@ -170,6 +170,48 @@ impl Labels {
     }
 
     /// Appends the compact binary form: `u16 count`, then per label `u16 len, name, u32 len,
+    /// The labels for which `keep` is true (already valid and sorted: no revalidation).
+    pub fn filtered(&self, keep: impl Fn(&Label) -> bool) -> Labels {
+        Labels(self.0.iter().filter(|label| keep(label)).cloned().collect())
+    }
+
+    /// The label set without `__name__`.
+    pub fn without_metric_name(&self) -> Labels {
+        if self.metric_name().is_none() {
+            return self.clone();
+        }
+        self.filtered(|label| label.name != METRIC_NAME_LABEL)
+    }
+
+    /// The label set with `name` set to `value` (removed when `value` is empty).
+    pub fn with_label(&self, name: &str, value: &str) -> Result<Labels, LabelError> {
+        if name != METRIC_NAME_LABEL && !is_valid_label_name(name) {
+            return Err(LabelError::InvalidName(name.to_owned()));
+        }
+        if value.len() > MAX_LABEL_VALUE_BYTES {
+            return Err(LabelError::TooLarge(format!(
+                "value of label {name:?} has {} bytes, over the limit of {MAX_LABEL_VALUE_BYTES}",
+                value.len()
+            )));
+        }
+        let mut labels = self.0.clone();
+        match labels.binary_search_by(|label| label.name.as_str().cmp(name)) {
+            Ok(index) if value.is_empty() => {
+                labels.remove(index);
+            }
+            Ok(index) => labels[index].value = value.to_owned(),
+            Err(_) if value.is_empty() => {}
+            Err(index) => labels.insert(
+                index,
+                Label {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
+                },
+            ),
+        }
+        Ok(Labels(labels))
+    }
+
     /// value` (little-endian).
     pub fn encode(&self, buffer: &mut Vec<u8>) {
         buffer.extend_from_slice(&(self.0.len() as u16).to_le_bytes());
@@ -409,6 +451,16 @@ pub trait MetricsQuerier: Send + Sync {
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<SeriesSamples>, StorageError>;
+
+    /// Label sets of the series matching every matcher with data in `[mint_ms, maxt_ms]`,
+    /// sorted. The default reads the samples too; stores answer from their index.
+    fn series(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Labels>, StorageError> {
+        Ok(self
+            .select(matchers, mint_ms, maxt_ms)?
+            .into_iter()
+            .map(|series| series.labels)
+            .collect())
+    }
 
     /// Sorted, unique label names of the series matching `matchers` (all series when empty)
     /// with data in `[mint_ms, maxt_ms]`.

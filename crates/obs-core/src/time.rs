@@ -17,6 +17,20 @@ pub const MS_PER_DAY: i64 = 86_400_000;
 pub struct TimestampMs(pub i64);
 
 impl TimestampMs {
+    /// RFC 3339 in UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
+    pub fn to_rfc3339(self) -> String {
+        let day = Day::containing(self);
+        let (year, month, date) = day.to_ymd();
+        let in_day = self.0 - day.start().0;
+        let (hours, minutes, seconds, millis) = (
+            in_day / 3_600_000,
+            in_day / 60_000 % 60,
+            in_day / 1000 % 60,
+            in_day % 1000,
+        );
+        format!("{year:04}-{month:02}-{date:02}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z")
+    }
+
     /// The current wall-clock time.
     pub fn now() -> TimestampMs {
         let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -1520,6 +1520,16 @@ impl MetricsQuerier for MetricsStore {
         Ok(result)
     }
 
+    fn series(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Labels>, StorageError> {
+        let mut labels: Vec<Labels> = self
+            .matching_series(matchers, mint_ms, maxt_ms)
+            .into_iter()
+            .map(|(_, labels)| labels)
+            .collect();
+        labels.sort();
+        Ok(labels)
+    }
+
     fn label_names(
         &self,
         matchers: &[Matcher],

@@ -58,6 +58,9 @@ impl BuildInfo {
     }
 }
 
+/// Queries that may run at once unless configured.
+pub const DEFAULT_QUERY_CONCURRENCY: usize = 20;
+
 /// State shared by every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -72,6 +75,15 @@ struct StateInner {
     health: tonic_health::server::HealthReporter,
     /// The standard gRPC health service; [`router`] adds the OTLP collectors.
     grpc_routes: tonic::service::Routes,
+    /// Limits and defaults of PromQL queries.
+    query_options: std::sync::RwLock<obs_promql::EngineOptions>,
+    /// Slots for concurrent queries.
+    query_slots: std::sync::RwLock<Arc<tokio::sync::Semaphore>>,
+    /// When the appliance started (`/api/v1/status/runtimeinfo`).
+    started: std::time::SystemTime,
+    /// The metrics retention as Prometheus writes it (`15d`), and the Prometheus-facing
+    /// configuration as YAML (`/api/v1/status/config`).
+    prometheus_view: std::sync::RwLock<(String, String)>,
     /// How OTLP metrics become Prometheus series.
     otlp_options: std::sync::RwLock<obs_metrics::otlp::OtlpOptions>,
     /// The metrics store, once it has replayed its write-ahead log.
@@ -91,6 +103,12 @@ impl AppState {
                 health,
                 grpc_routes: tonic::service::Routes::new(health_service),
                 otlp_options: std::sync::RwLock::new(obs_metrics::otlp::OtlpOptions::default()),
+                query_options: std::sync::RwLock::new(obs_promql::EngineOptions::default()),
+                query_slots: std::sync::RwLock::new(Arc::new(tokio::sync::Semaphore::new(
+                    DEFAULT_QUERY_CONCURRENCY,
+                ))),
+                started: std::time::SystemTime::now(),
+                prometheus_view: std::sync::RwLock::new(("15d".to_owned(), "global: {}\n".to_owned())),
                 metrics: std::sync::OnceLock::new(),
             }),
         };
@@ -141,6 +159,74 @@ impl AppState {
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone()
+    }
+
+    /// Sets the limits of PromQL queries and how many run at once.
+    pub fn set_query_options(&self, options: obs_promql::EngineOptions, max_concurrency: usize) {
+        *self
+            .inner
+            .query_options
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = options;
+        *self
+            .inner
+            .query_slots
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) =
+            Arc::new(tokio::sync::Semaphore::new(max_concurrency.max(1)));
+    }
+
+    /// The limits of PromQL queries.
+    pub fn query_options(&self) -> obs_promql::EngineOptions {
+        self.inner
+            .query_options
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// The slots for concurrent queries.
+    pub(crate) fn query_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(
+            &self
+                .inner
+                .query_slots
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
+    }
+
+    /// Sets what `/api/v1/status/{flags,config,runtimeinfo}` report: the metrics retention
+    /// (`15d`) and the Prometheus-facing configuration as YAML.
+    pub fn set_prometheus_view(&self, retention: String, config_yaml: String) {
+        *self
+            .inner
+            .prometheus_view
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = (retention, config_yaml);
+    }
+
+    pub(crate) fn metrics_retention_text(&self) -> String {
+        self.inner
+            .prometheus_view
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .0
+            .clone()
+    }
+
+    pub(crate) fn prometheus_config_yaml(&self) -> String {
+        self.inner
+            .prometheus_view
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .1
+            .clone()
+    }
+
+    /// When the appliance started.
+    pub fn started(&self) -> std::time::SystemTime {
+        self.inner.started
     }
 
     /// The build being served.

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::AppState;
 
 mod metadata;
+mod query;
 mod status;
 mod write;
 
@@ -22,6 +23,28 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/metadata", get(metadata::metadata))
+        .route(
+            "/api/v1/query",
+            get(query::instant_query).post(query::instant_query),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(query::range_query).post(query::range_query),
+        )
+        .route("/api/v1/series", get(query::series).post(query::series))
+        .route("/api/v1/labels", get(query::label_names).post(query::label_names))
+        .route("/api/v1/label/{name}/values", get(query::label_values))
+        .route(
+            "/api/v1/query_exemplars",
+            get(query::query_exemplars).post(query::query_exemplars),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/config", get(status::config))
 }
 
 /// `{"status":"success","data":data}`.

@@ -83,3 +83,77 @@ pub(crate) async fn tsdb(State(state): State<AppState>, Query(params): Query<Tsd
         series_count_by_label_value_pair: entries(status.series_count_by_label_value_pair),
     })
 }
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RuntimeInfo {
+    start_time: String,
+    #[serde(rename = "CWD")]
+    cwd: String,
+    reload_config_success: bool,
+    last_config_time: String,
+    corruption_count: u64,
+    goroutine_count: u64,
+    #[serde(rename = "GOMAXPROCS")]
+    gomaxprocs: usize,
+    #[serde(rename = "GOMEMLIMIT")]
+    gomemlimit: i64,
+    #[serde(rename = "GOGC")]
+    gogc: &'static str,
+    #[serde(rename = "GODEBUG")]
+    godebug: &'static str,
+    storage_retention: String,
+}
+
+/// `/api/v1/status/runtimeinfo` in Prometheus' shape (the Go runtime fields describe the
+/// appliance's process where they have a meaning).
+pub(crate) async fn runtimeinfo(State(state): State<AppState>) -> Response {
+    let started = state
+        .started()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or_default();
+    let started = obs_core::time::TimestampMs(started).to_rfc3339();
+    success(RuntimeInfo {
+        start_time: started.clone(),
+        cwd: std::env::current_dir()
+            .map(|dir| dir.display().to_string())
+            .unwrap_or_default(),
+        reload_config_success: true,
+        last_config_time: started,
+        corruption_count: 0,
+        goroutine_count: 0,
+        gomaxprocs: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        gomemlimit: i64::MAX,
+        gogc: "",
+        godebug: "",
+        storage_retention: state.metrics_retention_text(),
+    })
+}
+
+/// `/api/v1/status/flags`: the Prometheus flags whose meaning the appliance has.
+pub(crate) async fn flags(State(state): State<AppState>) -> Response {
+    let options = state.query_options();
+    let mut flags = std::collections::BTreeMap::new();
+    flags.insert(
+        "query.lookback-delta",
+        format!("{}s", options.lookback_delta_ms / 1000),
+    );
+    flags.insert("query.max-samples", options.max_samples.to_string());
+    flags.insert("query.timeout", format!("{}s", options.timeout.as_secs()));
+    flags.insert("storage.tsdb.retention.time", state.metrics_retention_text());
+    flags.insert("web.enable-remote-write-receiver", "true".to_owned());
+    success(flags)
+}
+
+#[derive(Serialize)]
+struct ConfigData {
+    yaml: String,
+}
+
+/// `/api/v1/status/config`: the Prometheus-facing part of the configuration, as YAML.
+pub(crate) async fn config(State(state): State<AppState>) -> Response {
+    success(ConfigData {
+        yaml: state.prometheus_config_yaml(),
+    })
+}

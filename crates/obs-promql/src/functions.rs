@@ -1,0 +1,1123 @@
+//! PromQL functions and aggregations, with the float semantics of Prometheus 2.42
+//! (`promql/functions.go`, `promql/engine.go` `aggregation`, `promql/quantile.go`).
+
+use std::collections::HashMap;
+
+use obs_core::series::{Labels, METRIC_NAME_LABEL};
+use promql_parser::parser::token::{self, TokenId};
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{Call, Expr, LabelModifier};
+
+use crate::eval::{Evaluator, Param, RangeArg, Val, absent_labels, unwrap_parens};
+use crate::{QueryError, Sample};
+
+/// The static type of an expression, as Prometheus names it in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StaticType {
+    Scalar,
+    Vector,
+    Matrix,
+    String,
+}
+
+impl StaticType {
+    pub(crate) fn prometheus_name(self) -> &'static str {
+        match self {
+            StaticType::Scalar => "scalar",
+            StaticType::Vector => "instant vector",
+            StaticType::Matrix => "range vector",
+            StaticType::String => "string",
+        }
+    }
+}
+
+pub(crate) fn static_type(expr: &Expr) -> StaticType {
+    match expr.value_type() {
+        ValueType::Scalar => StaticType::Scalar,
+        ValueType::Vector => StaticType::Vector,
+        ValueType::Matrix => StaticType::Matrix,
+        ValueType::String => StaticType::String,
+    }
+}
+
+/// The functions Prometheus 2.42 has (the parser knows newer ones too).
+const FUNCTIONS_2_42: &[&str] = &[
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "deg",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_quantile",
+    // Parsed under its Prometheus 3 name; the query text says holt_winters.
+    "double_exponential_smoothing",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_replace",
+    "label_join",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
+];
+
+/// Refuses what Prometheus 2.42 would not parse: newer functions and aggregations.
+pub(crate) fn validate(expr: &Expr) -> Result<(), QueryError> {
+    match expr {
+        Expr::Call(call) => {
+            if !FUNCTIONS_2_42.contains(&call.func.name) {
+                return Err(QueryError::BadData(format!(
+                    "1:1: parse error: unknown function with name {:?}",
+                    call.func.name
+                )));
+            }
+            call.args.args.iter().try_for_each(|arg| validate(arg))
+        }
+        Expr::Aggregate(aggregate) => {
+            if matches!(aggregate.op.id(), token::T_LIMITK | token::T_LIMIT_RATIO) {
+                return Err(QueryError::BadData(format!(
+                    "1:1: parse error: unknown aggregation {}",
+                    aggregate.op
+                )));
+            }
+            validate(&aggregate.expr)?;
+            aggregate.param.as_deref().map_or(Ok(()), validate)
+        }
+        Expr::Unary(unary) => validate(&unary.expr),
+        Expr::Binary(binary) => {
+            validate(&binary.lhs)?;
+            validate(&binary.rhs)
+        }
+        Expr::Paren(paren) => validate(&paren.expr),
+        Expr::Subquery(subquery) => validate(&subquery.expr),
+        Expr::MatrixSelector(_)
+        | Expr::VectorSelector(_)
+        | Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_) => Ok(()),
+    }
+}
+
+fn arg(call: &Call, index: usize) -> Result<&Expr, QueryError> {
+    call.args
+        .args
+        .get(index)
+        .map(|arg| arg.as_ref())
+        .ok_or_else(|| QueryError::Execution(format!("missing argument {index} of {}", call.func.name)))
+}
+
+/// Applies `f` to every sample's value, dropping the metric name.
+fn map_values(samples: Vec<Sample>, f: impl Fn(f64) -> f64) -> Vec<Sample> {
+    samples
+        .into_iter()
+        .map(|sample| Sample {
+            labels: sample.labels.without_metric_name(),
+            t: sample.t,
+            v: f(sample.v),
+        })
+        .collect()
+}
+
+/// Refuses a vector with two samples of the same label set.
+fn check_unique(samples: &[Sample]) -> Result<(), QueryError> {
+    if samples.len() < 2 {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(samples.len());
+    for sample in samples {
+        if !seen.insert(&sample.labels) {
+            return Err(QueryError::Execution(
+                "vector cannot contain metrics with the same labelset".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates a function call at `t`.
+pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Val, QueryError> {
+    let name = call.func.name;
+    let vector = |index| ev.eval_vector(arg(call, index)?, t);
+    let scalar = |index| ev.eval_scalar(arg(call, index)?, t);
+    let result = match name {
+        "time" => return Ok(Val::Scalar(t as f64 / 1000.0)),
+        "pi" => return Ok(Val::Scalar(std::f64::consts::PI)),
+        "vector" => {
+            return Ok(Val::Vector(vec![Sample {
+                labels: Labels::default(),
+                t,
+                v: scalar(0)?,
+            }]));
+        }
+        "scalar" => {
+            let samples = vector(0)?;
+            return Ok(Val::Scalar(if samples.len() == 1 {
+                samples[0].v
+            } else {
+                f64::NAN
+            }));
+        }
+        "abs" => map_values(vector(0)?, f64::abs),
+        "ceil" => map_values(vector(0)?, f64::ceil),
+        "floor" => map_values(vector(0)?, f64::floor),
+        "exp" => map_values(vector(0)?, f64::exp),
+        "sqrt" => map_values(vector(0)?, f64::sqrt),
+        "ln" => map_values(vector(0)?, f64::ln),
+        "log2" => map_values(vector(0)?, f64::log2),
+        "log10" => map_values(vector(0)?, f64::log10),
+        "sin" => map_values(vector(0)?, f64::sin),
+        "cos" => map_values(vector(0)?, f64::cos),
+        "tan" => map_values(vector(0)?, f64::tan),
+        "asin" => map_values(vector(0)?, f64::asin),
+        "acos" => map_values(vector(0)?, f64::acos),
+        "atan" => map_values(vector(0)?, f64::atan),
+        "sinh" => map_values(vector(0)?, f64::sinh),
+        "cosh" => map_values(vector(0)?, f64::cosh),
+        "tanh" => map_values(vector(0)?, f64::tanh),
+        "asinh" => map_values(vector(0)?, f64::asinh),
+        "acosh" => map_values(vector(0)?, f64::acosh),
+        "atanh" => map_values(vector(0)?, f64::atanh),
+        "deg" => map_values(vector(0)?, |v| v * 180.0 / std::f64::consts::PI),
+        "rad" => map_values(vector(0)?, |v| v * std::f64::consts::PI / 180.0),
+        "sgn" => map_values(vector(0)?, |v| {
+            if v < 0.0 {
+                -1.0
+            } else if v > 0.0 {
+                1.0
+            } else {
+                v
+            }
+        }),
+        "round" => {
+            let to_nearest = if call.args.args.len() > 1 { scalar(1)? } else { 1.0 };
+            let inverse = 1.0 / to_nearest;
+            map_values(vector(0)?, |v| (v * inverse + 0.5).floor() / inverse)
+        }
+        "clamp" => {
+            let samples = vector(0)?;
+            let (min, max) = (scalar(1)?, scalar(2)?);
+            if max < min {
+                Vec::new()
+            } else {
+                map_values(samples, |v| go_max(min, go_min(max, v)))
+            }
+        }
+        "clamp_max" => {
+            let max = scalar(1)?;
+            map_values(vector(0)?, |v| go_min(max, v))
+        }
+        "clamp_min" => {
+            let min = scalar(1)?;
+            map_values(vector(0)?, |v| go_max(min, v))
+        }
+        "timestamp" => {
+            let inner = unwrap_parens(arg(call, 0)?);
+            let samples = match inner {
+                Expr::VectorSelector(selector) => ev.instant_selector(selector, t, true)?,
+                other => ev.eval_vector(other, t)?,
+            };
+            samples
+                .into_iter()
+                .map(|sample| Sample {
+                    labels: sample.labels.without_metric_name(),
+                    t,
+                    v: sample.t as f64 / 1000.0,
+                })
+                .collect()
+        }
+        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month"
+        | "year" => {
+            let samples = if call.args.args.is_empty() {
+                vec![Sample {
+                    labels: Labels::default(),
+                    t,
+                    v: t as f64 / 1000.0,
+                }]
+            } else {
+                vector(0)?
+            };
+            map_values(samples, |v| date_part(name, v))
+        }
+        "sort" | "sort_desc" => {
+            let mut samples = vector(0)?;
+            sort_samples(&mut samples, name == "sort_desc");
+            return Ok(Val::Vector(samples));
+        }
+        "label_replace" => label_replace(ev, call, t)?,
+        "label_join" => label_join(ev, call, t)?,
+        "absent" => {
+            let samples = vector(0)?;
+            if samples.is_empty() {
+                let labels = match unwrap_parens(arg(call, 0)?) {
+                    Expr::VectorSelector(selector) => absent_labels(selector),
+                    _ => Labels::default(),
+                };
+                vec![Sample { labels, t, v: 1.0 }]
+            } else {
+                Vec::new()
+            }
+        }
+        "histogram_quantile" => histogram_quantile(scalar(0)?, vector(1)?, t)?,
+        _ => return range_function(ev, call, t).map(Val::Vector),
+    };
+    check_unique(&result)?;
+    Ok(Val::Vector(result))
+}
+
+/// Go's `math.Max`: NaN wins, +0 beats -0.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Go's `math.Min`: NaN wins.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// Prometheus' `sort` / `sort_desc`: NaN last in both.
+fn sort_samples(samples: &mut [Sample], descending: bool) {
+    samples.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        (false, false) => {
+            let order = a.v.partial_cmp(&b.v).unwrap_or(std::cmp::Ordering::Equal);
+            if descending { order.reverse() } else { order }
+        }
+    });
+}
+
+/// Civil date parts of a Unix time in seconds (UTC), as Go's `time` package computes them.
+fn date_part(part: &str, seconds: f64) -> f64 {
+    if !seconds.is_finite() {
+        return f64::NAN;
+    }
+    let secs = seconds.floor() as i64;
+    let days = secs.div_euclid(86_400);
+    let in_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    match part {
+        "day_of_month" => day as f64,
+        "day_of_week" => (days + 4).rem_euclid(7) as f64,
+        "day_of_year" => (days - days_from_civil(year, 1, 1) + 1) as f64,
+        "days_in_month" => {
+            let (next_year, next_month) = if month == 12 {
+                (year + 1, 1)
+            } else {
+                (year, month + 1)
+            };
+            (days_from_civil(next_year, next_month, 1) - days_from_civil(year, month, 1)) as f64
+        }
+        "hour" => (in_day / 3600) as f64,
+        "minute" => (in_day % 3600 / 60) as f64,
+        "month" => month as f64,
+        "year" => year as f64,
+        _ => f64::NAN,
+    }
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day number.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn label_replace(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>, QueryError> {
+    let samples = ev.eval_vector(arg(call, 0)?, t)?;
+    let destination = ev.eval_string(arg(call, 1)?, t)?;
+    let replacement = ev.eval_string(arg(call, 2)?, t)?;
+    let source = ev.eval_string(arg(call, 3)?, t)?;
+    let pattern = ev.eval_string(arg(call, 4)?, t)?;
+    let regex = regex::Regex::new(&format!("^(?s:{pattern})$")).map_err(|err| {
+        QueryError::Execution(format!(
+            "invalid regular expression in label_replace(): {pattern}: {err}"
+        ))
+    })?;
+    if !obs_core::series::is_valid_label_name(&destination) && destination != METRIC_NAME_LABEL {
+        return Err(QueryError::Execution(format!(
+            "invalid destination label name in label_replace(): {destination}"
+        )));
+    }
+    let mut out = Vec::with_capacity(samples.len());
+    for sample in samples {
+        let value = sample.labels.get(&source).unwrap_or("");
+        let labels = match regex.captures(value) {
+            Some(captures) => {
+                let mut expanded = String::new();
+                captures.expand(&replacement, &mut expanded);
+                sample
+                    .labels
+                    .with_label(&destination, &expanded)
+                    .map_err(|err| QueryError::Execution(err.to_string()))?
+            }
+            None => sample.labels,
+        };
+        out.push(Sample {
+            labels,
+            t: sample.t,
+            v: sample.v,
+        });
+    }
+    Ok(out)
+}
+
+fn label_join(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>, QueryError> {
+    let samples = ev.eval_vector(arg(call, 0)?, t)?;
+    let destination = ev.eval_string(arg(call, 1)?, t)?;
+    let separator = ev.eval_string(arg(call, 2)?, t)?;
+    let mut sources = Vec::new();
+    for index in 3..call.args.args.len() {
+        let source = ev.eval_string(arg(call, index)?, t)?;
+        if !obs_core::series::is_valid_label_name(&source) && source != METRIC_NAME_LABEL {
+            return Err(QueryError::Execution(format!(
+                "invalid source label name in label_join(): {source}"
+            )));
+        }
+        sources.push(source);
+    }
+    if !obs_core::series::is_valid_label_name(&destination) && destination != METRIC_NAME_LABEL {
+        return Err(QueryError::Execution(format!(
+            "invalid destination label name in label_join(): {destination}"
+        )));
+    }
+    let mut out = Vec::with_capacity(samples.len());
+    for sample in samples {
+        let joined = sources
+            .iter()
+            .map(|source| sample.labels.get(source).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(&separator);
+        let labels = sample
+            .labels
+            .with_label(&destination, &joined)
+            .map_err(|err| QueryError::Execution(err.to_string()))?;
+        out.push(Sample {
+            labels,
+            t: sample.t,
+            v: sample.v,
+        });
+    }
+    Ok(out)
+}
+
+/// Functions over a range vector: one output sample per input series.
+fn range_function(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>, QueryError> {
+    let name = call.func.name;
+    // The range argument's position: quantile_over_time takes the quantile first.
+    let range_index = usize::from(name == "quantile_over_time");
+    let range = ev.range_arg(arg(call, range_index)?, t)?;
+    let extra = |index| ev.eval_scalar(arg(call, index)?, t);
+    if name == "absent_over_time" {
+        if range.series.is_empty() {
+            let labels = range.absent_labels.clone().unwrap_or_default();
+            return Ok(vec![Sample { labels, t, v: 1.0 }]);
+        }
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(range.series.len());
+    let quantile = if name == "quantile_over_time" {
+        extra(0)?
+    } else {
+        0.0
+    };
+    let (smoothing, trend) = if name == "double_exponential_smoothing" && !range.series.is_empty() {
+        // Prometheus checks the factors only when there is a series to smooth.
+        let (sf, tf) = (extra(1)?, extra(2)?);
+        if sf <= 0.0 || sf >= 1.0 {
+            return Err(QueryError::Execution(format!(
+                "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+            )));
+        }
+        if tf <= 0.0 || tf >= 1.0 {
+            return Err(QueryError::Execution(format!(
+                "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+            )));
+        }
+        (sf, tf)
+    } else {
+        (0.0, 0.0)
+    };
+    let horizon = if name == "predict_linear" { extra(1)? } else { 0.0 };
+    for series in range.series.iter() {
+        let points = &series.points;
+        let value = match name {
+            "rate" => extrapolated_rate(&range, points, true, true),
+            "increase" => extrapolated_rate(&range, points, true, false),
+            "delta" => extrapolated_rate(&range, points, false, false),
+            "irate" => instant_delta(points, true),
+            "idelta" => instant_delta(points, false),
+            "deriv" => {
+                if points.len() < 2 {
+                    None
+                } else {
+                    Some(linear_regression(points, points[0].0).0)
+                }
+            }
+            "predict_linear" => {
+                if points.len() < 2 {
+                    None
+                } else {
+                    let (slope, intercept) = linear_regression(points, t);
+                    Some(intercept + slope * horizon)
+                }
+            }
+            "double_exponential_smoothing" => holt_winters(points, smoothing, trend),
+            "changes" => Some(changes(points)),
+            "resets" => Some(resets(points)),
+            "avg_over_time" => Some(avg(points.iter().map(|p| p.1))),
+            "sum_over_time" => Some(points.iter().map(|p| p.1).sum()),
+            "count_over_time" => Some(points.len() as f64),
+            "min_over_time" => Some(fold_min_max(points, false)),
+            "max_over_time" => Some(fold_min_max(points, true)),
+            "stddev_over_time" => Some(stdvar_over_time(points).sqrt()),
+            "stdvar_over_time" => Some(stdvar_over_time(points)),
+            "quantile_over_time" => {
+                let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
+                Some(quantile_of(quantile, &mut values))
+            }
+            "present_over_time" => Some(1.0),
+            "last_over_time" => {
+                // Keeps the metric name, unlike the other *_over_time functions.
+                if let Some(last) = points.last() {
+                    out.push(Sample {
+                        labels: series.labels.clone(),
+                        t,
+                        v: last.1,
+                    });
+                }
+                continue;
+            }
+            other => return Err(QueryError::Execution(format!("unsupported function {other}"))),
+        };
+        if let Some(v) = value {
+            out.push(Sample {
+                labels: series.labels.without_metric_name(),
+                t,
+                v,
+            });
+        }
+    }
+    check_unique(&out)?;
+    Ok(out)
+}
+
+/// Prometheus' `extrapolatedRate` (rate, increase, delta).
+fn extrapolated_rate(
+    range: &RangeArg,
+    points: &[(i64, f64)],
+    counter: bool,
+    per_second: bool,
+) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let range_start = range.range_end - range.range_ms;
+    let range_end = range.range_end;
+    let (first_t, first_v) = points[0];
+    let (last_t, last_v) = points[points.len() - 1];
+    let mut result = last_v - first_v;
+    if counter {
+        let mut last = 0.0;
+        for &(_, v) in points {
+            if v < last {
+                result += last;
+            }
+            last = v;
+        }
+    }
+    let mut duration_to_start = (first_t - range_start) as f64 / 1000.0;
+    let duration_to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled_interval = (last_t - first_t) as f64 / 1000.0;
+    let average_between = sampled_interval / (points.len() - 1) as f64;
+    if counter && result > 0.0 && first_v >= 0.0 {
+        let duration_to_zero = sampled_interval * (first_v / result);
+        if duration_to_zero < duration_to_start {
+            duration_to_start = duration_to_zero;
+        }
+    }
+    let threshold = average_between * 1.1;
+    let mut extrapolate_to = sampled_interval;
+    extrapolate_to += if duration_to_start < threshold {
+        duration_to_start
+    } else {
+        average_between / 2.0
+    };
+    extrapolate_to += if duration_to_end < threshold {
+        duration_to_end
+    } else {
+        average_between / 2.0
+    };
+    result *= extrapolate_to / sampled_interval;
+    if per_second {
+        result /= range.range_ms as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// `irate` / `idelta`: the last two samples.
+fn instant_delta(points: &[(i64, f64)], rate: bool) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let (last_t, last_v) = points[points.len() - 1];
+    let (previous_t, previous_v) = points[points.len() - 2];
+    let result = if rate && last_v < previous_v {
+        last_v
+    } else {
+        last_v - previous_v
+    };
+    let interval = last_t - previous_t;
+    if interval == 0 {
+        return None;
+    }
+    if rate {
+        Some(result / (interval as f64 / 1000.0))
+    } else {
+        Some(result)
+    }
+}
+
+/// Kahan-compensated running sum.
+fn kahan_add(value: f64, sum: f64, compensation: f64) -> (f64, f64) {
+    let total = sum + value;
+    let compensation = if total.is_infinite() {
+        0.0
+    } else if sum.abs() >= value.abs() {
+        compensation + ((sum - total) + value)
+    } else {
+        compensation + ((value - total) + sum)
+    };
+    (total, compensation)
+}
+
+/// Least-squares slope and intercept, times relative to `intercept_time` in seconds.
+fn linear_regression(points: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sum_x, mut c_x, mut sum_y, mut c_y) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut c_xy, mut sum_x2, mut c_x2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = points[0].1;
+    let mut constant_y = true;
+    for (index, &(ts, v)) in points.iter().enumerate() {
+        if constant_y && index > 0 && v != init_y {
+            constant_y = false;
+        }
+        n += 1.0;
+        let x = (ts - intercept_time) as f64 / 1e3;
+        (sum_x, c_x) = kahan_add(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_add(v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_add(x * v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_add(x * x, sum_x2, c_x2);
+    }
+    if constant_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + c_x, sum_y + c_y, sum_xy + c_xy, sum_x2 + c_x2);
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+fn holt_winters(points: &[(i64, f64)], sf: f64, tf: f64) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let mut s0 = 0.0;
+    let mut s1 = points[0].1;
+    let mut b = points[1].1 - points[0].1;
+    for (index, point) in points.iter().enumerate().skip(1) {
+        let x = sf * point.1;
+        if index > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}
+
+fn changes(points: &[(i64, f64)]) -> f64 {
+    let mut changes = 0.0;
+    for pair in points.windows(2) {
+        let (previous, current) = (pair[0].1, pair[1].1);
+        if !(current == previous || (current.is_nan() && previous.is_nan())) {
+            changes += 1.0;
+        }
+    }
+    changes
+}
+
+fn resets(points: &[(i64, f64)]) -> f64 {
+    points.windows(2).filter(|pair| pair[1].1 < pair[0].1).count() as f64
+}
+
+/// Prometheus' incremental mean, robust to overflow and infinities.
+fn avg(values: impl Iterator<Item = f64>) -> f64 {
+    let mut mean = 0.0f64;
+    let mut count = 0.0;
+    for v in values {
+        count += 1.0;
+        if mean.is_infinite() {
+            if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                continue;
+            }
+            if !v.is_infinite() && !v.is_nan() {
+                continue;
+            }
+        }
+        mean += v / count - mean / count;
+    }
+    mean
+}
+
+fn fold_min_max(points: &[(i64, f64)], max: bool) -> f64 {
+    let mut result = points[0].1;
+    for &(_, v) in points {
+        let better = if max { v > result } else { v < result };
+        if better || result.is_nan() {
+            result = v;
+        }
+    }
+    result
+}
+
+fn stdvar_over_time(points: &[(i64, f64)]) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(_, v) in points {
+        count += 1.0;
+        let delta = v - (mean + c_mean);
+        (mean, c_mean) = kahan_add(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_add(delta * (v - (mean + c_mean)), aux, c_aux);
+    }
+    (aux + c_aux) / count
+}
+
+/// Prometheus' `quantile`: linear interpolation between ranks.
+fn quantile_of(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+fn histogram_quantile(q: f64, samples: Vec<Sample>, t: i64) -> Result<Vec<Sample>, QueryError> {
+    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    for sample in samples {
+        let Some(bound) = sample.labels.get("le").and_then(parse_go_float) else {
+            continue;
+        };
+        let key = sample.labels.filtered(|label| label.name != "le");
+        let position = match index.get(&key) {
+            Some(&position) => position,
+            None => {
+                let labels = key.without_metric_name();
+                index.insert(key, groups.len());
+                groups.push((labels, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[position].1.push((bound, sample.v));
+    }
+    let out: Vec<Sample> = groups
+        .into_iter()
+        .filter(|(_, buckets)| !buckets.is_empty())
+        .map(|(labels, mut buckets)| Sample {
+            labels,
+            t,
+            v: bucket_quantile(q, &mut buckets),
+        })
+        .collect();
+    check_unique(&out)?;
+    Ok(out)
+}
+
+/// A bucket bound as Go's `strconv.ParseFloat` reads it.
+fn parse_go_float(text: &str) -> Option<f64> {
+    match text {
+        "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        "NaN" | "nan" => Some(f64::NAN),
+        other => other.parse().ok(),
+    }
+}
+
+/// Prometheus' `bucketQuantile` for classic histograms.
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last().is_none_or(|last| last.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    // Coalesce buckets with the same bound.
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(bound, count) in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == bound => last.1 += count,
+            _ => merged.push((bound, count)),
+        }
+    }
+    // Ensure monotonic counts.
+    let mut max = f64::NEG_INFINITY;
+    for bucket in &mut merged {
+        if bucket.1 > max {
+            max = bucket.1;
+        } else if bucket.1 < max {
+            bucket.1 = max;
+        }
+    }
+    if merged.len() < 2 {
+        return f64::NAN;
+    }
+    let observations = merged[merged.len() - 1].1;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let b = merged[..merged.len() - 1].partition_point(|bucket| bucket.1 < rank);
+    if b == merged.len() - 1 {
+        return merged[merged.len() - 2].0;
+    }
+    if b == 0 && merged[0].0 <= 0.0 {
+        return merged[0].0;
+    }
+    let mut bucket_start = 0.0;
+    let bucket_end = merged[b].0;
+    let mut count = merged[b].1;
+    if b > 0 {
+        bucket_start = merged[b - 1].0;
+        count -= merged[b - 1].1;
+        rank -= merged[b - 1].1;
+    }
+    bucket_start + (bucket_end - bucket_start) * (rank / count)
+}
+
+/// One group of an aggregation.
+struct Group {
+    labels: Labels,
+    value: f64,
+    mean: f64,
+    count: f64,
+    values: Vec<f64>,
+    heap: Vec<Sample>,
+}
+
+/// Evaluates an aggregation over `samples` at `t`.
+pub(crate) fn aggregate(
+    op: TokenId,
+    modifier: &Option<LabelModifier>,
+    param: Param,
+    samples: Vec<Sample>,
+    t: i64,
+) -> Result<Vec<Sample>, QueryError> {
+    let mut k = 0usize;
+    let mut q = 0.0;
+    let mut value_label = String::new();
+    match (op, &param) {
+        (token::T_TOPK | token::T_BOTTOMK, Param::Number(n)) => {
+            if !(*n >= i64::MIN as f64 && *n <= i64::MAX as f64) {
+                return Err(QueryError::Execution(format!("Scalar value {n} overflows int64")));
+            }
+            let truncated = n.trunc() as i64;
+            if truncated < 1 {
+                return Ok(Vec::new());
+            }
+            k = truncated as usize;
+        }
+        (token::T_QUANTILE, Param::Number(n)) => q = *n,
+        (token::T_COUNT_VALUES, Param::Label(label)) => {
+            if !obs_core::series::is_valid_label_name(label) {
+                return Err(QueryError::Execution(format!("invalid label name {label:?}")));
+            }
+            value_label = label.clone();
+        }
+        _ => {}
+    }
+    let mut groups: Vec<Group> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    for sample in samples {
+        let mut key = grouping_labels(&sample.labels, modifier);
+        if op == token::T_COUNT_VALUES {
+            key = key
+                .with_label(&value_label, &format_count_value(sample.v))
+                .map_err(|err| QueryError::Execution(err.to_string()))?;
+        }
+        let Some(&position) = index.get(&key) else {
+            index.insert(key.clone(), groups.len());
+            let stddev = matches!(op, token::T_STDDEV | token::T_STDVAR);
+            let topk = matches!(op, token::T_TOPK | token::T_BOTTOMK);
+            groups.push(Group {
+                labels: key,
+                value: if stddev { 0.0 } else { sample.v },
+                mean: sample.v,
+                count: 1.0,
+                values: vec![sample.v],
+                heap: if topk { vec![sample] } else { vec![] },
+            });
+            continue;
+        };
+        let group = &mut groups[position];
+        match op {
+            token::T_SUM => group.value += sample.v,
+            token::T_AVG => {
+                group.count += 1.0;
+                if group.mean.is_infinite() {
+                    if sample.v.is_infinite() && (group.mean > 0.0) == (sample.v > 0.0) {
+                        continue;
+                    }
+                    if !sample.v.is_infinite() && !sample.v.is_nan() {
+                        continue;
+                    }
+                }
+                group.mean += sample.v / group.count - group.mean / group.count;
+            }
+            token::T_GROUP => {}
+            token::T_COUNT | token::T_COUNT_VALUES => group.count += 1.0,
+            token::T_MAX if group.value < sample.v || group.value.is_nan() => group.value = sample.v,
+            token::T_MIN if group.value > sample.v || group.value.is_nan() => group.value = sample.v,
+            token::T_STDDEV | token::T_STDVAR => {
+                group.count += 1.0;
+                let delta = sample.v - group.mean;
+                group.mean += delta / group.count;
+                group.value += delta * (sample.v - group.mean);
+            }
+            token::T_TOPK | token::T_BOTTOMK => push_bounded(&mut group.heap, sample, k, op == token::T_TOPK),
+            token::T_QUANTILE => group.values.push(sample.v),
+            _ => {}
+        }
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for mut group in groups {
+        let value = match op {
+            token::T_SUM | token::T_MAX | token::T_MIN => group.value,
+            token::T_AVG => group.mean,
+            token::T_GROUP => 1.0,
+            token::T_COUNT | token::T_COUNT_VALUES => group.count,
+            token::T_STDDEV | token::T_STDVAR => {
+                let variance = group.value / group.count;
+                if op == token::T_STDDEV {
+                    variance.sqrt()
+                } else {
+                    variance
+                }
+            }
+            token::T_QUANTILE => quantile_of(q, &mut group.values),
+            token::T_TOPK | token::T_BOTTOMK => {
+                let topk = op == token::T_TOPK;
+                sort_heap_output(&mut group.heap, topk);
+                for mut sample in group.heap {
+                    sample.t = t;
+                    out.push(sample);
+                }
+                continue;
+            }
+            other => {
+                return Err(QueryError::Execution(format!(
+                    "unsupported aggregation {}",
+                    promql_parser::parser::token::TokenType::new(other)
+                )));
+            }
+        };
+        out.push(Sample {
+            labels: group.labels,
+            t,
+            v: value,
+        });
+    }
+    Ok(out)
+}
+
+/// The output label set of a sample's group.
+fn grouping_labels(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels {
+    match modifier {
+        Some(LabelModifier::Include(by)) => labels.filtered(|label| by.labels.contains(&label.name)),
+        Some(LabelModifier::Exclude(without)) => {
+            labels.filtered(|label| label.name != METRIC_NAME_LABEL && !without.labels.contains(&label.name))
+        }
+        None => Labels::default(),
+    }
+}
+
+/// `count_values`' label value: Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
+fn format_count_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Whether `a` ranks below `b` for topk (NaN lowest); for bottomk the order is reversed (NaN
+/// still lowest priority).
+fn worse(a: f64, b: f64, topk: bool) -> bool {
+    if topk {
+        a < b || (a.is_nan() && !b.is_nan())
+    } else {
+        a > b || (a.is_nan() && !b.is_nan())
+    }
+}
+
+/// Keeps the `k` best samples.
+fn push_bounded(kept: &mut Vec<Sample>, sample: Sample, k: usize, topk: bool) {
+    if kept.len() < k {
+        kept.push(sample);
+        return;
+    }
+    // The worst kept sample is replaced when the new one is better.
+    let mut worst = 0;
+    for index in 1..kept.len() {
+        if worse(kept[index].v, kept[worst].v, topk) {
+            worst = index;
+        }
+    }
+    if worse(kept[worst].v, sample.v, topk) {
+        kept[worst] = sample;
+    }
+}
+
+/// topk output: descending (bottomk ascending), NaN last.
+fn sort_heap_output(samples: &mut [Sample], topk: bool) {
+    samples.sort_by(|a, b| {
+        if worse(a.v, b.v, topk) {
+            std::cmp::Ordering::Greater
+        } else if worse(b.v, a.v, topk) {
+            std::cmp::Ordering::Less
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_matches_go() {
+        // 2024-02-29T13:45:00Z, a Thursday.
+        let t = 1_709_214_300.0;
+        assert_eq!(date_part("year", t), 2024.0);
+        assert_eq!(date_part("month", t), 2.0);
+        assert_eq!(date_part("day_of_month", t), 29.0);
+        assert_eq!(date_part("day_of_week", t), 4.0);
+        assert_eq!(date_part("day_of_year", t), 60.0);
+        assert_eq!(date_part("days_in_month", t), 29.0);
+        assert_eq!(date_part("hour", t), 13.0);
+        assert_eq!(date_part("minute", t), 45.0);
+        assert_eq!(date_part("year", -1.0), 1969.0);
+    }
+
+    #[test]
+    fn quantiles_interpolate() {
+        assert_eq!(quantile_of(0.5, &mut [1.0, 3.0, 2.0, 4.0]), 2.5);
+        assert_eq!(quantile_of(2.0, &mut [1.0]), f64::INFINITY);
+        let mut buckets = vec![(0.1, 1.0), (0.5, 3.0), (f64::INFINITY, 4.0)];
+        assert!((bucket_quantile(0.5, &mut buckets) - 0.3).abs() < 1e-12);
+    }
+}
