@@ -303,16 +303,18 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(paren) => self.eval(&paren.expr, t),
             Expr::Unary(unary) => match self.eval(&unary.expr, t)? {
                 Val::Scalar(v) => Ok(Val::Scalar(-v)),
-                Val::Vector(samples) => Ok(Val::Vector(
-                    samples
+                Val::Vector(samples) => {
+                    let negated: Vec<Sample> = samples
                         .into_iter()
                         .map(|sample| Sample {
                             labels: sample.labels.without_metric_name(),
                             t: sample.t,
                             v: -sample.v,
                         })
-                        .collect(),
-                )),
+                        .collect();
+                    functions::check_unique(&negated)?;
+                    Ok(Val::Vector(negated))
+                }
                 other => Err(QueryError::Execution(format!(
                     "unary expression only allowed on expressions of type scalar or vector, got: {}",
                     other.type_name()
@@ -545,10 +547,14 @@ impl<'a> Evaluator<'a> {
                 }
             }
             (Val::Vector(vector), Val::Scalar(scalar)) => {
-                vector_scalar(op, vector, scalar, false, return_bool).map(Val::Vector)
+                let out = vector_scalar(op, vector, scalar, false, return_bool)?;
+                functions::check_unique(&out)?;
+                Ok(Val::Vector(out))
             }
             (Val::Scalar(scalar), Val::Vector(vector)) => {
-                vector_scalar(op, vector, scalar, true, return_bool).map(Val::Vector)
+                let out = vector_scalar(op, vector, scalar, true, return_bool)?;
+                functions::check_unique(&out)?;
+                Ok(Val::Vector(out))
             }
             (Val::Vector(lhs), Val::Vector(rhs)) => {
                 let modifier = binary.modifier.as_ref();
@@ -558,7 +564,11 @@ impl<'a> Evaluator<'a> {
                     token::T_LAND | token::T_LOR | token::T_LUNLESS => {
                         Ok(Val::Vector(set_operation(op, lhs, rhs, matching)))
                     }
-                    _ => vector_vector(op, lhs, rhs, matching, card, return_bool).map(Val::Vector),
+                    _ => {
+                        let out = vector_vector(op, lhs, rhs, matching, card, return_bool)?;
+                        functions::check_unique(&out)?;
+                        Ok(Val::Vector(out))
+                    }
                 }
             }
             (lhs, rhs) => Err(QueryError::Execution(format!(

@@ -170,7 +170,7 @@ fn map_values(samples: Vec<Sample>, f: impl Fn(f64) -> f64) -> Vec<Sample> {
 }
 
 /// Refuses a vector with two samples of the same label set.
-fn check_unique(samples: &[Sample]) -> Result<(), QueryError> {
+pub(crate) fn check_unique(samples: &[Sample]) -> Result<(), QueryError> {
     if samples.len() < 2 {
         return Ok(());
     }
@@ -315,21 +315,43 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Val, Query
     Ok(Val::Vector(result))
 }
 
-/// Go's `math.Max`: NaN wins, +0 beats -0.
+/// Go's `math.Max`: +Inf first, then NaN, and +0 beats -0.
 fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == 0.0 && a == b {
+        if a.is_sign_negative() { b } else { a }
+    } else if a > b {
+        a
     } else {
-        a.max(b)
+        b
     }
 }
 
-/// Go's `math.Min`: NaN wins.
+/// Go's `math.Min`: -Inf first, then NaN, and -0 beats +0.
 fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == 0.0 && a == b {
+        if a.is_sign_negative() { a } else { b }
+    } else if a < b {
+        a
     } else {
-        a.min(b)
+        b
+    }
+}
+
+/// Go's `sort.Float64s` order: NaN first, then ascending. A total order.
+fn go_float_order(a: &f64, b: &f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        (false, false) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
     }
 }
 
@@ -346,58 +368,114 @@ fn sort_samples(samples: &mut [Sample], descending: bool) {
     });
 }
 
-/// Civil date parts of a Unix time in seconds (UTC), as Go's `time` package computes them.
+/// Civil date parts of a Unix time in seconds (UTC), exactly as Prometheus 2.42 computes
+/// them: `time.Unix(int64(v), 0).UTC()` in Go, whose `int64()` truncates towards zero and
+/// turns NaN and out-of-range values into the smallest int64 (amd64), and whose calendar
+/// arithmetic wraps on unsigned 64-bit "absolute" seconds.
 fn date_part(part: &str, seconds: f64) -> f64 {
-    if !seconds.is_finite() {
-        return f64::NAN;
-    }
-    let secs = seconds.floor() as i64;
-    let days = secs.div_euclid(86_400);
-    let in_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    let unix = if seconds.is_nan() || !(-TWO_63..TWO_63).contains(&seconds) {
+        i64::MIN
+    } else {
+        seconds.trunc() as i64
+    };
+    let date = GoDate::of(unix);
     match part {
-        "day_of_month" => day as f64,
-        "day_of_week" => (days + 4).rem_euclid(7) as f64,
-        "day_of_year" => (days - days_from_civil(year, 1, 1) + 1) as f64,
-        "days_in_month" => {
-            let (next_year, next_month) = if month == 12 {
-                (year + 1, 1)
-            } else {
-                (year, month + 1)
-            };
-            (days_from_civil(next_year, next_month, 1) - days_from_civil(year, month, 1)) as f64
-        }
-        "hour" => (in_day / 3600) as f64,
-        "minute" => (in_day % 3600 / 60) as f64,
-        "month" => month as f64,
-        "year" => year as f64,
+        "day_of_month" => date.day as f64,
+        "day_of_week" => date.weekday as f64,
+        "day_of_year" => (date.yday + 1) as f64,
+        "days_in_month" => days_in_month(date.year, date.month) as f64,
+        "hour" => date.hour as f64,
+        "minute" => date.minute as f64,
+        "month" => date.month as f64,
+        "year" => date.year as f64,
         _ => f64::NAN,
     }
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Go's `time` calendar fields of a Unix time.
+struct GoDate {
+    year: i64,
+    month: i64,
+    day: i64,
+    yday: i64,
+    weekday: i64,
+    hour: i64,
+    minute: i64,
 }
 
-/// The civil date of a day number.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+const SECONDS_PER_DAY: u64 = 86_400;
+const DAYS_BEFORE: [i64; 13] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365];
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    if month == 2 && is_leap(year) {
+        29
+    } else {
+        DAYS_BEFORE[month as usize] - DAYS_BEFORE[month as usize - 1]
+    }
+}
+
+impl GoDate {
+    fn of(unix: i64) -> GoDate {
+        // Go: abs = uint64(unix + unixToInternal + internalToAbsolute), wrapping.
+        const UNIX_TO_ABSOLUTE: u64 = 9_223_372_028_715_321_600;
+        const ABSOLUTE_ZERO_YEAR: i64 = -292_277_022_399;
+        let abs = (unix as u64).wrapping_add(UNIX_TO_ABSOLUTE);
+        let mut d = abs / SECONDS_PER_DAY;
+        let days_per_400 = 365 * 400 + 97;
+        let days_per_100 = 365 * 100 + 24;
+        let days_per_4 = 365 * 4 + 1;
+        let mut n = d / days_per_400;
+        let mut y = 400 * n;
+        d -= days_per_400 * n;
+        n = d / days_per_100;
+        n -= n >> 2;
+        y += 100 * n;
+        d -= days_per_100 * n;
+        n = d / days_per_4;
+        y += 4 * n;
+        d -= days_per_4 * n;
+        n = d / 365;
+        n -= n >> 2;
+        y += n;
+        d -= 365 * n;
+        let year = (y as i64).wrapping_add(ABSOLUTE_ZERO_YEAR);
+        let yday = d as i64;
+        let mut day = yday;
+        let (month, day) = 'month: {
+            if is_leap(year) {
+                if day > 31 + 29 - 1 {
+                    day -= 1;
+                } else if day == 31 + 29 - 1 {
+                    break 'month (2, 29);
+                }
+            }
+            let mut month = day / 31;
+            let end = DAYS_BEFORE[month as usize + 1];
+            let begin = if day >= end {
+                month += 1;
+                end
+            } else {
+                DAYS_BEFORE[month as usize]
+            };
+            (month + 1, day - begin + 1)
+        };
+        // January 1 of the absolute year was a Monday.
+        let weekday = ((abs.wrapping_add(SECONDS_PER_DAY) % (7 * SECONDS_PER_DAY)) / SECONDS_PER_DAY) as i64;
+        GoDate {
+            year,
+            month,
+            day,
+            yday,
+            weekday,
+            hour: ((abs % SECONDS_PER_DAY) / 3600) as i64,
+            minute: ((abs % 3600) / 60) as i64,
+        }
+    }
 }
 
 fn label_replace(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>, QueryError> {
@@ -785,7 +863,7 @@ fn quantile_of(q: f64, values: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values.sort_by(go_float_order);
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);
@@ -847,7 +925,7 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    buckets.sort_by(|a, b| go_float_order(&a.0, &b.0));
     if buckets.last().is_none_or(|last| last.0 != f64::INFINITY) {
         return f64::NAN;
     }
@@ -1111,6 +1189,9 @@ mod tests {
         assert_eq!(date_part("hour", t), 13.0);
         assert_eq!(date_part("minute", t), 45.0);
         assert_eq!(date_part("year", -1.0), 1969.0);
+        // Go turns NaN into the smallest int64 and wraps (Prometheus 2.42's answer).
+        assert_eq!(date_part("year", f64::NAN), 292_277_026_596.0);
+        assert_eq!(date_part("month", -2.5e-7), 1.0);
     }
 
     #[test]

@@ -247,10 +247,16 @@ pub struct QueryControl {
 
 /// Parses a query, mapping the parser's error to Prometheus' `bad_data` message.
 pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
+    refuse_unitless_durations(query)?;
     let query = rename_functions(query, "double_exponential_smoothing", "holt_winters").map_err(|()| {
         QueryError::BadData("unknown function with name 'double_exponential_smoothing'".to_owned())
     })?;
-    let expr = promql_parser::parser::parse(&query).map_err(QueryError::BadData)?;
+    // The parser panics on a few inputs (a duration that overflows, e.g. `x[1e30]`): turn
+    // that into a bad_data answer rather than a failed request.
+    let parsed = std::panic::catch_unwind(|| promql_parser::parser::parse(&query)).map_err(|_| {
+        QueryError::BadData("parse error: invalid duration or number in the query".to_owned())
+    })?;
+    let expr = parsed.map_err(QueryError::BadData)?;
     functions::validate(&expr)?;
     Ok(expr)
 }
@@ -258,7 +264,7 @@ pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
 /// The matchers of a series selector (a `match[]` parameter such as `up{job="node"}`), or a
 /// `bad_data` error when the text is not a plain series selector.
 pub fn selector_matchers(text: &str) -> Result<Vec<obs_core::series::Matcher>, QueryError> {
-    match promql_parser::parser::parse(text).map_err(QueryError::BadData)? {
+    match parse(text)? {
         promql_parser::parser::Expr::VectorSelector(selector) => eval::convert_matchers(&selector),
         _ => Err(QueryError::BadData(format!(
             "{text:?} is not a series selector such as up{{job=\"node\"}}"
@@ -271,6 +277,66 @@ pub fn format_query(query: &str) -> Result<String, QueryError> {
     let formatted = parse(query)?.prettify();
     // Back to the name Prometheus 2.42 knows.
     Ok(rename_functions(&formatted, "holt_winters", "double_exponential_smoothing").unwrap_or(formatted))
+}
+
+/// Prometheus 2.42 requires a unit on every duration (`[5m]`, `offset 30s`); promql-parser
+/// also takes bare numbers of seconds, as Prometheus 3 does. Refuses those, outside string
+/// literals, as 2.42 does.
+fn refuse_unitless_durations(query: &str) -> Result<(), QueryError> {
+    let bare_number = |text: &str| {
+        let text = text.trim().trim_start_matches(['-', '+']);
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    };
+    let refuse = |text: &str| {
+        Err(QueryError::BadData(format!(
+            "parse error: bad duration syntax: {:?}: durations need a unit (ms, s, m, h, d, w, y)",
+            text.trim()
+        )))
+    };
+    let bytes = query.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut index = 0;
+    while index < bytes.len() {
+        let b = bytes[index];
+        match quote {
+            Some(q) => {
+                if b == b'\\' && q != b'`' {
+                    index += 2;
+                    continue;
+                }
+                if b == q {
+                    quote = None;
+                }
+            }
+            None if matches!(b, b'"' | b'\'' | b'`') => quote = Some(b),
+            None if b == b'[' => {
+                if let Some(end) = query[index + 1..].find(']') {
+                    let inside = &query[index + 1..index + 1 + end];
+                    if let Some(part) = inside.split(':').find(|part| bare_number(part)) {
+                        return refuse(part);
+                    }
+                }
+            }
+            None if query[index..].starts_with("offset")
+                && (index == 0 || !bytes[index - 1].is_ascii_alphanumeric() && bytes[index - 1] != b'_') =>
+            {
+                let rest = &query[index + "offset".len()..];
+                if rest.starts_with(|c: char| c.is_whitespace()) {
+                    let token: String = rest
+                        .trim_start()
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+                        .collect();
+                    if bare_number(&token) {
+                        return refuse(&token);
+                    }
+                }
+            }
+            None => {}
+        }
+        index += 1;
+    }
+    Ok(())
 }
 
 /// Prometheus 2.42 calls `double_exponential_smoothing` `holt_winters`; the parser knows only
@@ -286,8 +352,10 @@ fn rename_functions(query: &str, new: &str, old: &str) -> Result<String, ()> {
         let b = bytes[index];
         if let Some(q) = quote {
             if b == b'\\' && q != b'`' && index + 1 < bytes.len() {
-                out.push_str(&query[index..index + 2]);
-                index += 2;
+                // The backslash and the whole character it escapes.
+                let escaped_len = query[index + 1..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&query[index..index + 1 + escaped_len]);
+                index += 1 + escaped_len;
                 continue;
             }
             if b == q {

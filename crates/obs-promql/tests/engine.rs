@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use obs_core::series::{Labels, Matcher, MetricMetadata, MetricsQuerier, SeriesSamples, StorageError};
-use obs_promql::{Engine, EngineOptions, QueryError, Value, json};
+use obs_promql::{Engine, EngineOptions, QueryError, json};
 
 /// Series in memory, answering like the store does.
 struct Memory(Vec<SeriesSamples>);
@@ -215,4 +215,26 @@ fn range_queries_gather_per_series() {
     assert!(err.to_string().contains("11,000 points"), "{err}");
     let err = engine().instant("sum(", 0).unwrap_err();
     assert!(matches!(err, QueryError::BadData(_)));
+}
+
+#[test]
+fn parser_panics_become_bad_data() {
+    // promql-parser overflows a Duration on this input; found by the `promql` fuzz target.
+    let err = engine()
+        .instant("holt_winte(a[27777777777777777777 ]7m,0.5)", 0)
+        .unwrap_err();
+    assert!(matches!(err, QueryError::BadData(_)), "{err}");
+    let err = engine().instant("a[27777777777777777777]", 0).unwrap_err();
+    assert!(matches!(err, QueryError::BadData(_)), "{err}");
+}
+
+#[test]
+fn escapes_before_multibyte_characters_are_fine() {
+    // Found by the `promql` fuzz target: an escaped multi-byte character inside a string.
+    let err = engine()
+        .instant("3\\\\\"\\\\\\\\\\\\\\\u{341}\\\\", 0)
+        .unwrap_err();
+    assert!(matches!(err, QueryError::BadData(_)), "{err}");
+    let text = instant(r#"label_replace(vector(1), "a", "\"é", "", "")"#, 0);
+    assert!(text.contains(r#""a":"\"é""#), "{text}");
 }
