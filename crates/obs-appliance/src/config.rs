@@ -38,6 +38,18 @@ pub(crate) struct Config {
     /// Logging.
     #[serde(default)]
     pub(crate) log: LogConfig,
+    /// Prometheus' `global:` section (scrape interval and timeout defaults).
+    #[serde(default)]
+    pub(crate) global: Option<serde_yaml::Value>,
+    /// Prometheus `scrape_configs:`, inline.
+    #[serde(default)]
+    pub(crate) scrape_configs: Vec<serde_yaml::Value>,
+    /// Files (globs) holding `scrape_configs:`, or whole prometheus.yml files.
+    #[serde(default)]
+    pub(crate) scrape_config_files: Vec<String>,
+    /// Where the configuration came from (`None`: the embedded default), for reloads.
+    #[serde(skip)]
+    pub(crate) source: Option<PathBuf>,
 }
 
 /// `query:`.
@@ -411,6 +423,42 @@ pub(crate) enum ConfigError {
 }
 
 impl Config {
+    /// The scrape jobs of this configuration (its `global`, `scrape_configs` and
+    /// `scrape_config_files`; relative file globs are relative to `base_dir`).
+    pub(crate) fn scrape_settings(
+        &self,
+        origin: &str,
+        base_dir: &Path,
+    ) -> Result<obs_scrape::config::ScrapeSettings, ConfigError> {
+        let mut mapping = serde_yaml::Mapping::new();
+        if let Some(global) = &self.global {
+            mapping.insert("global".into(), global.clone());
+        }
+        mapping.insert(
+            "scrape_configs".into(),
+            serde_yaml::Value::Sequence(self.scrape_configs.clone()),
+        );
+        let files = self
+            .scrape_config_files
+            .iter()
+            .map(|file| serde_yaml::Value::String(file.clone()))
+            .collect();
+        mapping.insert("scrape_config_files".into(), serde_yaml::Value::Sequence(files));
+        let file: obs_scrape::config::PrometheusFile =
+            serde_yaml::from_value(serde_yaml::Value::Mapping(mapping)).map_err(|err| {
+                ConfigError::Parse {
+                    origin: origin.to_owned(),
+                    message: format!("scrape configuration: {err}"),
+                }
+            })?;
+        obs_scrape::config::ScrapeSettings::resolve(&file, base_dir, origin).map_err(|err| {
+            ConfigError::Parse {
+                origin: origin.to_owned(),
+                message: err.to_string(),
+            }
+        })
+    }
+
     /// Reads and validates a configuration file.
     pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -439,6 +487,8 @@ impl Config {
             })?
         };
         config.validate(origin)?;
+        let base_dir = Path::new(origin).parent().unwrap_or(Path::new("."));
+        config.scrape_settings(origin, base_dir)?;
         Ok(config)
     }
 
@@ -568,9 +618,19 @@ mod tests {
             .map(|l| l.listen.to_string())
             .collect();
         assert_eq!(extra, ["127.0.0.1:4317", "127.0.0.1:4318"]);
-        // Apart from the extra listeners, the file says exactly what the code defaults are.
+        // The default scrapes the appliance itself, every 15 s.
+        let settings = config.scrape_settings("(embedded default)", Path::new("/")).unwrap();
+        assert_eq!(settings.jobs.len(), 1);
+        assert_eq!(settings.jobs[0].config.job_name, "obs-appliance");
+        assert_eq!(settings.jobs[0].interval_ms, 15_000);
+        assert_eq!(settings.jobs[0].config.static_configs[0].targets, ["127.0.0.1:9090"]);
+        assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+        // Apart from the extra listeners and the self-scrape, the file says exactly what the
+        // code defaults are.
         let mut without_extras = config.clone();
         without_extras.server.extra_listeners.clear();
+        without_extras.global = None;
+        without_extras.scrape_configs.clear();
         assert_eq!(without_extras, Config::default());
     }
 

@@ -112,9 +112,26 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
 
 fn check_config(path: Option<PathBuf>) -> ExitCode {
     match load_config(path.as_ref()) {
-        Ok(_) => {
-            let origin = path.map_or_else(|| "(embedded default)".to_owned(), |p| p.display().to_string());
-            println!("config file {origin} is valid");
+        Ok(config) => {
+            let origin = path
+                .as_ref()
+                .map_or_else(|| "(embedded default)".to_owned(), |p| p.display().to_string());
+            let base_dir = path
+                .as_ref()
+                .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+                .unwrap_or_default();
+            // Already validated by load_config; this lists what has no effect here.
+            if let Ok(settings) = config.scrape_settings(&origin, &base_dir) {
+                for warning in &settings.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                println!(
+                    "config file {origin} is valid ({} scrape jobs)",
+                    settings.jobs.len()
+                );
+            } else {
+                println!("config file {origin} is valid");
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -132,6 +149,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_MISCONFIGURED);
         }
     };
+    config.source = args.config.clone();
     if let Some(data_dir) = args.data_dir {
         config.storage.path = data_dir;
     }

@@ -136,6 +136,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     };
     let state = AppState::new(BuildInfo::current(), limits).await;
     let mux = obs_server::router(state.clone());
+    let main_address = prepared.listeners.first().map(|bound| bound.local_addr());
     for bound in &prepared.listeners {
         tracing::info!(addr = %bound.local_addr(), "listening");
     }
@@ -202,6 +203,24 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         ),
     );
     state.attach_metrics(Arc::clone(&metrics));
+    let scrape = obs_scrape::manager::ScrapeManager::new(Arc::clone(&metrics));
+    let reloader = Reloader {
+        source: config.source.clone(),
+        self_address: main_address,
+        scrape: scrape.clone(),
+        lock: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    if let Err(err) = reloader.reload().await {
+        // The configuration was validated at start: this is a file that changed since.
+        tracing::error!(error = %err, "cannot load the scrape configuration");
+    }
+    state.attach_scrape(scrape.clone());
+    let hook_reloader = reloader.clone();
+    state.set_reload(Arc::new(move || {
+        let reloader = hook_reloader.clone();
+        Box::pin(async move { reloader.reload().await })
+    }));
+    let sighup_task = tokio::spawn(reload_on_sighup(reloader.clone()));
     state.set_ready(true).await;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
 
@@ -221,6 +240,8 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         }
     };
     state.set_ready(false).await;
+    sighup_task.abort();
+    scrape.shutdown();
     shutdown.cancel();
     if tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await.is_err() {
         tracing::warn!(
@@ -358,6 +379,79 @@ async fn checkpoint(store: &Arc<MetricsStore>) -> Result<(), String> {
 }
 
 /// Waits for SIGTERM or SIGINT and names it.
+/// Re-reads the configuration's scrape jobs (SIGHUP, `POST /-/reload`).
+#[derive(Clone)]
+struct Reloader {
+    source: Option<PathBuf>,
+    /// The address the main listener actually bound: a target equal to the configured
+    /// `server.listen` is the appliance itself and is scraped here.
+    self_address: Option<std::net::SocketAddr>,
+    scrape: obs_scrape::manager::ScrapeManager,
+    /// One reload at a time.
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Reloader {
+    async fn reload(&self) -> Result<(), String> {
+        let _one_at_a_time = self.lock.lock().await;
+        let source = self.source.clone();
+        let self_address = self.self_address;
+        let settings = tokio::task::spawn_blocking(move || {
+            let config = match &source {
+                Some(path) => Config::load(path),
+                None => Config::embedded_default(),
+            }
+            .map_err(|err| err.to_string())?;
+            let origin = source.as_ref().map_or_else(
+                || "(embedded default)".to_owned(),
+                |path| path.display().to_string(),
+            );
+            let base_dir = source
+                .as_ref()
+                .and_then(|path| path.parent().map(Path::to_path_buf))
+                .unwrap_or_default();
+            let mut settings = config
+                .scrape_settings(&origin, &base_dir)
+                .map_err(|err| err.to_string())?;
+            if let Some(actual) = self_address {
+                let configured = config.server.listen.to_string();
+                for job in &mut settings.jobs {
+                    for group in &mut job.config.static_configs {
+                        for target in &mut group.targets {
+                            if *target == configured {
+                                *target = actual.to_string();
+                            }
+                        }
+                    }
+                }
+            }
+            Ok::<_, String>(settings)
+        })
+        .await
+        .map_err(|err| format!("reload failed: {err}"))??;
+        for warning in &settings.warnings {
+            tracing::warn!(%warning, "configuration has no effect here");
+        }
+        self.scrape.apply(&settings);
+        tracing::info!(jobs = settings.jobs.len(), "scrape configuration loaded");
+        Ok(())
+    }
+}
+
+async fn reload_on_sighup(reloader: Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reload with POST /-/reload");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        if let Err(err) = reloader.reload().await {
+            tracing::error!(error = %err, "reload failed; the previous configuration stays in effect");
+        }
+    }
+}
+
 async fn stop_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut terminate), Ok(mut interrupt)) =

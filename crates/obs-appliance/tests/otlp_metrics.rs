@@ -28,7 +28,8 @@ fn opentelemetry_python_sdk_metrics_arrive_as_prometheus_series() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut appliance = Appliance::start(&data, &[]);
+    let quiet = common::no_scrape_config(dir.path());
+    let mut appliance = Appliance::start(&data, &["--config", quiet.to_str().unwrap()]);
     appliance.wait_ready();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/otlp_metrics.py");
     let output = Command::new("python3")

@@ -326,7 +326,8 @@ fn bad_input_gets_the_documented_status_and_valid_data_is_kept() {
 #[test]
 fn status_tsdb_points_at_the_cardinality_bomb() {
     let dir = tempfile::tempdir().unwrap();
-    let appliance = Appliance::start(dir.path(), &[]);
+    let quiet = common::no_scrape_config(dir.path());
+    let appliance = Appliance::start(&dir.path().join("data"), &["--config", quiet.to_str().unwrap()]);
     appliance.wait_ready();
     let url = format!("http://{}", appliance.addr);
     let ts = now_ms() - 60_000;

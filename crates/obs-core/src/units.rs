@@ -59,6 +59,11 @@ impl PromDuration {
         PromDuration(Duration::from_secs(secs))
     }
 
+    /// Milliseconds.
+    pub const fn from_millis(ms: u64) -> PromDuration {
+        PromDuration(Duration::from_millis(ms))
+    }
+
     /// Whole days.
     pub const fn from_days(days: u64) -> PromDuration {
         PromDuration(Duration::from_secs(days * 86_400))

@@ -58,6 +58,20 @@ impl BuildInfo {
     }
 }
 
+/// Reloads the configuration: `Err` carries the message for the client.
+pub type ReloadHook = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Send + Sync,
+>;
+
+/// A [`ReloadHook`] in the state.
+struct Reload(ReloadHook);
+
+impl std::fmt::Debug for Reload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reload")
+    }
+}
+
 /// Queries that may run at once unless configured.
 pub const DEFAULT_QUERY_CONCURRENCY: usize = 20;
 
@@ -86,6 +100,10 @@ struct StateInner {
     prometheus_view: std::sync::RwLock<(String, String)>,
     /// How OTLP metrics become Prometheus series.
     otlp_options: std::sync::RwLock<obs_metrics::otlp::OtlpOptions>,
+    /// The scrape manager, once scraping runs.
+    scrape: std::sync::OnceLock<obs_scrape::manager::ScrapeManager>,
+    /// Reloads the configuration (`POST /-/reload`); set by the binary.
+    reload: std::sync::OnceLock<Reload>,
     /// The metrics store, once it has replayed its write-ahead log.
     metrics: std::sync::OnceLock<Arc<obs_metrics::store::MetricsStore>>,
 }
@@ -110,6 +128,8 @@ impl AppState {
                 started: std::time::SystemTime::now(),
                 prometheus_view: std::sync::RwLock::new(("15d".to_owned(), "global: {}\n".to_owned())),
                 metrics: std::sync::OnceLock::new(),
+                scrape: std::sync::OnceLock::new(),
+                reload: std::sync::OnceLock::new(),
             }),
         };
         state.set_ready(false).await;
@@ -227,6 +247,25 @@ impl AppState {
     /// When the appliance started.
     pub fn started(&self) -> std::time::SystemTime {
         self.inner.started
+    }
+
+    /// Attaches the scrape manager (`/api/v1/targets`).
+    pub fn attach_scrape(&self, manager: obs_scrape::manager::ScrapeManager) {
+        let _ = self.inner.scrape.set(manager);
+    }
+
+    /// The scrape manager, when attached.
+    pub fn scrape(&self) -> Option<&obs_scrape::manager::ScrapeManager> {
+        self.inner.scrape.get()
+    }
+
+    /// Sets what `POST /-/reload` does.
+    pub fn set_reload(&self, hook: ReloadHook) {
+        let _ = self.inner.reload.set(Reload(hook));
+    }
+
+    pub(crate) fn reload_hook(&self) -> Option<ReloadHook> {
+        self.inner.reload.get().map(|reload| Arc::clone(&reload.0))
     }
 
     /// The build being served.

@@ -15,6 +15,27 @@ pub(crate) fn routes() -> Router<AppState> {
         // Loki and Tempo probe `/ready`.
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/-/reload", axum::routing::post(reload).put(reload))
+}
+
+/// `POST /-/reload`: re-reads the configuration (scrape jobs) as SIGHUP does. 200 on success,
+/// 500 with the reason otherwise (Prometheus' behaviour).
+async fn reload(State(state): State<AppState>) -> Response {
+    let Some(hook) = state.reload_hook() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reloading is not available yet\n",
+        )
+            .into_response();
+    };
+    match hook().await {
+        Ok(()) => (StatusCode::OK, "").into_response(),
+        Err(message) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {message}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn healthy() -> &'static str {

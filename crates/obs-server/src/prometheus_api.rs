@@ -15,6 +15,7 @@ use crate::AppState;
 mod metadata;
 mod query;
 mod status;
+mod targets;
 mod write;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -45,6 +46,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/flags", get(status::flags))
         .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/targets/metadata", get(targets::targets_metadata))
 }
 
 /// `{"status":"success","data":data}`.

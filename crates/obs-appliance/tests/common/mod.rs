@@ -212,3 +212,11 @@ pub fn required_python_modules(modules: &[&str], install_hint: &str) -> bool {
     }
     ok
 }
+
+/// A configuration file with every default but no scrape jobs (the embedded default scrapes
+/// the appliance itself, which adds series a test counting series must not see).
+pub fn no_scrape_config(dir: &Path) -> PathBuf {
+    let path = dir.join("no-scrape.yaml");
+    std::fs::write(&path, "# defaults, no scrape_configs\n").unwrap();
+    path
+}
