@@ -619,11 +619,16 @@ mod tests {
             .collect();
         assert_eq!(extra, ["127.0.0.1:4317", "127.0.0.1:4318"]);
         // The default scrapes the appliance itself, every 15 s.
-        let settings = config.scrape_settings("(embedded default)", Path::new("/")).unwrap();
+        let settings = config
+            .scrape_settings("(embedded default)", Path::new("/"))
+            .unwrap();
         assert_eq!(settings.jobs.len(), 1);
         assert_eq!(settings.jobs[0].config.job_name, "obs-appliance");
         assert_eq!(settings.jobs[0].interval_ms, 15_000);
-        assert_eq!(settings.jobs[0].config.static_configs[0].targets, ["127.0.0.1:9090"]);
+        assert_eq!(
+            settings.jobs[0].config.static_configs[0].targets,
+            ["127.0.0.1:9090"]
+        );
         assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
         // Apart from the extra listeners and the self-scrape, the file says exactly what the
         // code defaults are.

@@ -153,3 +153,42 @@ fn a_bad_command_line_is_a_usage_error() {
     assert_eq!(code, MISCONFIGURED);
     assert!(std::path::Path::new(BINARY).exists());
 }
+
+#[test]
+fn check_config_reads_a_whole_prometheus_yml_and_warns_about_what_has_no_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        "global:\n  scrape_interval: 15s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers: []\nscrape_configs:\n  - job_name: node\n    static_configs: [{targets: ['192.168.1.52:9100']}]\n  - job_name: pods\n    kubernetes_sd_configs: [{role: pod}]\n",
+    )
+    .unwrap();
+    let path = config_file(dir.path(), "scrape_config_files: [prometheus.yml]\n");
+    let (code, stdout, stderr) = run(&["check-config", "--config", &path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("2 scrape jobs"), "{stdout}");
+    for expected in ["rule_files", "alerting", "kubernetes_sd_configs is not supported"] {
+        assert!(
+            stderr.contains(expected),
+            "warning about {expected} missing: {stderr}"
+        );
+    }
+    // A broken scrape job is an error that names the job.
+    let path = config_file(
+        dir.path(),
+        "scrape_configs: [{job_name: a, scrape_interval: 5s, scrape_timeout: 10s}]\n",
+    );
+    let (code, _, stderr) = run(&["check-config", "--config", &path]);
+    assert_eq!(code, MISCONFIGURED, "{stderr}");
+    assert!(
+        stderr.contains("job \"a\": scrape timeout greater than scrape interval"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_deploy_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config.yaml");
+    let (code, stdout, stderr) = run(&["check-config", "--config", path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("2 scrape jobs"), "{stdout}");
+}

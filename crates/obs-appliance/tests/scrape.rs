@@ -297,14 +297,17 @@ fn a_real_node_exporter_is_scraped_completely() {
         .local_addr()
         .unwrap()
         .port();
-    let _exporter = Killed(
-        Command::new(exporter)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let start_exporter = || {
+        Killed(
+            Command::new(&exporter)
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let running = start_exporter();
     let url = format!("http://127.0.0.1:{port}/metrics");
     let deadline = Instant::now() + Duration::from_secs(20);
     let exposition = loop {
@@ -368,6 +371,38 @@ fn a_real_node_exporter_is_scraped_completely() {
         |result| !result.is_empty(),
     );
     assert!(value(&busy[0]) >= 0.0);
+
+    // node-exporter stops: up is 0 and its series are stale at once.
+    drop(running);
+    wait_for(
+        &appliance,
+        "up{job=\"node\"}",
+        "up = 0 when node-exporter is down",
+        |result| result.first().is_some_and(|sample| value(sample) == 0.0),
+    );
+    assert!(
+        query(&appliance, "node_time_seconds{job=\"node\"}").is_empty(),
+        "stale markers"
+    );
+    let (_, _, body) = common::get(&appliance.url("/api/v1/targets"));
+    assert!(
+        body.contains("connection refused") || body.contains("Connection refused"),
+        "{body}"
+    );
+    // It comes back: up is 1 and its series are there again.
+    let _back = start_exporter();
+    wait_for(
+        &appliance,
+        "up{job=\"node\"}",
+        "up = 1 when node-exporter is back",
+        |result| result.first().is_some_and(|sample| value(sample) == 1.0),
+    );
+    wait_for(
+        &appliance,
+        "node_time_seconds{job=\"node\"}",
+        "series back",
+        |result| result.len() == 1,
+    );
 }
 
 #[test]
@@ -383,4 +418,243 @@ fn the_default_configuration_scrapes_the_appliance_itself() {
     assert_eq!(own["scrapePool"], "obs-appliance");
     assert_eq!(own["scrapeUrl"], format!("http://{}/metrics", appliance.addr));
     assert_eq!(own["scrapeInterval"], "15s");
+}
+
+/// A target whose connections are handled by `serve` (one thread per connection).
+fn raw_target(serve: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let serve = Arc::new(serve);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let serve = Arc::clone(&serve);
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    address
+}
+
+/// Reads the request head.
+fn read_head(stream: &std::net::TcpStream) -> String {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut head = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|read| read > 2) {
+        head.push_str(&line);
+        line.clear();
+    }
+    head
+}
+
+#[test]
+fn bad_targets_fail_alone_with_the_reason() {
+    // Garbage, invalid UTF-8, an endless body, a slow drip, and a million series; beside them a
+    // healthy target that must keep its schedule.
+    let respond = |body: &'static [u8]| {
+        move |mut stream: std::net::TcpStream| {
+            read_head(&stream);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    };
+    let garbage = raw_target(respond(b"this is not { an exposition\n"));
+    let invalid_utf8 = raw_target(respond(b"metric{label=\"\xff\xfe\"} 1\n"));
+    let endless = raw_target(|mut stream| {
+        read_head(&stream);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n");
+        let line = b"# an endless comment line that never ends the body\n".repeat(1000);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && stream.write_all(&line).is_ok() {}
+    });
+    let slow = raw_target(|mut stream| {
+        read_head(&stream);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n");
+        for _ in 0..100 {
+            if stream.write_all(b"#").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let many: &'static [u8] = Box::leak(
+        (0..1_000_000)
+            .map(|i| format!("series{{i=\"{i}\"}} 1\n"))
+            .collect::<String>()
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let million = raw_target(respond(many));
+    let healthy = FakeTarget::start("ok 1\n");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let job = |name: &str, address: &str, extra: &str| {
+        format!("  - job_name: {name}\n    static_configs: [{{targets: ['{address}']}}]\n{extra}")
+    };
+    let jobs = [
+        job("garbage", &garbage, ""),
+        job("invalid_utf8", &invalid_utf8, ""),
+        job("endless", &endless, "    body_size_limit: 1MB\n"),
+        job("slow", &slow, ""),
+        job("million", &million, "    sample_limit: 100000\n"),
+        job("healthy", &healthy.address, ""),
+    ]
+    .concat();
+    write_config(&config, &jobs);
+    let appliance = Appliance::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    appliance.wait_ready();
+
+    let started = Instant::now();
+    let reasons = [
+        ("garbage", "invalid syntax (line 1)"),
+        ("invalid_utf8", "UTF-8"),
+        ("endless", "body size limit exceeded"),
+        ("slow", "deadline exceeded"),
+        ("million", "sample limit exceeded"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, _, body) = common::get(&appliance.url("/api/v1/targets"));
+        let targets: Value = serde_json::from_str(&body).unwrap();
+        let active = targets["data"]["activeTargets"].as_array().unwrap().clone();
+        let by_pool = |pool: &str| {
+            active
+                .iter()
+                .find(|target| target["scrapePool"] == pool)
+                .unwrap()
+                .clone()
+        };
+        let done = reasons.iter().all(|(pool, reason)| {
+            let target = by_pool(pool);
+            target["health"] == "down"
+                && target["lastError"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase()
+                    .contains(&reason.to_lowercase())
+        });
+        if done {
+            assert_eq!(by_pool("healthy")["health"], "up");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "targets never failed as expected: {:#}",
+            Value::Array(active)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for (pool, _) in reasons {
+        let up = query(&appliance, &format!("up{{job=\"{pool}\"}}"));
+        assert_eq!(value(&up[0]), 0.0, "{pool}");
+    }
+    assert!(
+        query(&appliance, "series").is_empty(),
+        "a scrape over sample_limit stores nothing"
+    );
+    // The healthy target kept its 1 s schedule meanwhile.
+    let scrapes = query(&appliance, "count_over_time(up{job=\"healthy\"}[1m])");
+    let expected = started.elapsed().as_secs_f64().floor() - 1.0;
+    assert!(
+        value(&scrapes[0]) >= expected.max(1.0),
+        "{scrapes:?} after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn file_sd_changes_credentials_and_unchanged_targets_on_reload() {
+    // A target that records the Authorization header it receives.
+    let seen_auth = Arc::new(Mutex::new(Vec::<String>::new()));
+    let recorder = Arc::clone(&seen_auth);
+    let secured = raw_target(move |mut stream| {
+        let head = read_head(&stream);
+        if let Some(line) = head
+            .lines()
+            .find(|line| line.to_ascii_lowercase().starts_with("authorization:"))
+        {
+            recorder
+                .lock()
+                .unwrap()
+                .push(line.split_once(':').unwrap().1.trim().to_owned());
+        }
+        let body = "secured_metric 1\n";
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let first = FakeTarget::start("from_file 1\n");
+    let second = FakeTarget::start("from_file 2\n");
+
+    let dir = tempfile::tempdir().unwrap();
+    let targets_file = dir.path().join("targets.json");
+    std::fs::write(
+        &targets_file,
+        format!(
+            r#"[{{"targets": ["{}"], "labels": {{"team": "a"}}}}]"#,
+            first.address
+        ),
+    )
+    .unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let config = dir.path().join("config.yaml");
+    let jobs = format!(
+        "  - job_name: files\n    file_sd_configs: [{{files: ['{}']}}]\n  - job_name: basic\n    basic_auth: {{username: scraper, password: pw}}\n    static_configs: [{{targets: ['{secured}']}}]\n  - job_name: bearer\n    authorization: {{credentials_file: '{}'}}\n    metrics_path: /other\n    static_configs: [{{targets: ['{secured}']}}]\n",
+        dir.path().join("*.json").display(),
+        token_file.display()
+    );
+    write_config(&config, &jobs);
+    let appliance = Appliance::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    appliance.wait_ready();
+
+    let found = wait_for(&appliance, "from_file", "file_sd target", |result| {
+        result.len() == 1
+    });
+    assert_eq!(found[0]["metric"]["team"], "a");
+    assert_eq!(found[0]["metric"]["instance"], first.address);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let auth = seen_auth.lock().unwrap().clone();
+        // user "scraper", password "pw"; the bearer token read from its file, trimmed.
+        if auth.contains(&"Basic c2NyYXBlcjpwdw==".to_owned()) && auth.contains(&"Bearer s3cret".to_owned()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "credentials never arrived: {auth:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The file changes: the old target goes away (stale), the new one is scraped.
+    std::fs::write(
+        &targets_file,
+        format!(
+            r#"[{{"targets": ["{}"], "labels": {{"team": "b"}}}}]"#,
+            second.address
+        ),
+    )
+    .unwrap();
+    let found = wait_for(&appliance, "from_file", "file_sd change picked up", |result| {
+        result.len() == 1 && result[0]["metric"]["team"] == "b"
+    });
+    assert_eq!(value(&found[0]), 2.0);
+
+    // Reloading an unchanged configuration keeps the running targets: right after the reload
+    // they still report their last scrape instead of starting over as "unknown".
+    let response = common::http()
+        .post(&appliance.url("/-/reload"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, _, body) = common::get(&appliance.url("/api/v1/targets"));
+    let targets: Value = serde_json::from_str(&body).unwrap();
+    for target in targets["data"]["activeTargets"].as_array().unwrap() {
+        assert_eq!(target["health"], "up", "{target}");
+    }
 }

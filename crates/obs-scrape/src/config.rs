@@ -202,7 +202,8 @@ pub struct ScrapeConfig {
     /// A longer label value fails the scrape (0: no limit).
     #[serde(default)]
     pub label_value_length_limit: usize,
-    /// A larger (uncompressed) body fails the scrape (0: no limit).
+    /// A larger (uncompressed) body fails the scrape (absent or 0: 64 MiB, unlike Prometheus'
+    /// unlimited default, so that an endless body cannot exhaust memory).
     #[serde(default)]
     pub body_size_limit: Option<ByteSize>,
     /// Other fields (service discovery the appliance lacks, …): reported as warnings.

@@ -13,5 +13,5 @@ pub mod config;
 pub mod manager;
 pub mod parse;
 pub mod relabel;
-mod scrape;
+pub mod scrape;
 pub mod target;

@@ -18,22 +18,40 @@ use crate::target::Target;
 /// The NaN Prometheus writes as a stale marker.
 pub(crate) const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
 
+/// The largest (decompressed) body read when a job sets no `body_size_limit`. Prometheus reads
+/// without limit; an endless or gigantic body must not exhaust the appliance's memory.
+pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 64 << 20;
+
 /// What Prometheus sends as `Accept`: OpenMetrics first, then the text format.
 const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// The outcome of one scrape, ready for the store.
 #[derive(Debug, Default)]
-pub(crate) struct ScrapeResult {
+pub struct ScrapeResult {
     /// Samples, stale markers and the synthetic series.
-    pub(crate) batch: Vec<SeriesSamples>,
+    pub batch: Vec<SeriesSamples>,
     /// Series to mark stale if the next scrape lacks them.
-    pub(crate) seen: HashSet<Labels>,
+    pub seen: HashSet<Labels>,
     /// Metadata from the body.
-    pub(crate) metadata: Vec<(String, MetricMetadata)>,
+    pub metadata: Vec<(String, MetricMetadata)>,
     /// The error, when the scrape failed.
-    pub(crate) error: Option<String>,
+    pub error: Option<String>,
     /// How long fetching and parsing took.
-    pub(crate) duration: Duration,
+    pub duration: Duration,
+}
+
+/// What fetching a target gave.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// A 200 answer.
+    Body {
+        /// The (decompressed) body.
+        body: String,
+        /// Its `Content-Type`.
+        content_type: Option<String>,
+    },
+    /// The scrape failed before a body arrived (status, timeout, connection, limit).
+    Failed(String),
 }
 
 /// An HTTP client configured for one job.
@@ -96,7 +114,14 @@ impl Client {
         if let Some(value) = authorization(config)? {
             request = request.header("Authorization", &value);
         }
-        let mut response = request.call().map_err(|err| err.to_string())?;
+        let url = &target.url;
+        let mut response = request.call().map_err(|err| match err {
+            ureq::Error::Timeout(_) => format!(
+                "Get {url:?}: context deadline exceeded (timeout {}ms)",
+                target.timeout_ms
+            ),
+            other => format!("Get {url:?}: {other}"),
+        })?;
         let status = response.status();
         if status != 200 {
             return Err(format!(
@@ -114,7 +139,7 @@ impl Client {
             .body_size_limit
             .map(|size| size.bytes())
             .filter(|limit| *limit > 0)
-            .unwrap_or(u64::MAX);
+            .unwrap_or(DEFAULT_BODY_SIZE_LIMIT);
         let mut body = Vec::new();
         response
             .body_mut()
@@ -123,7 +148,21 @@ impl Client {
             .reader()
             .take(limit.saturating_add(1))
             .read_to_end(&mut body)
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| {
+                let timed_out = err.kind() == std::io::ErrorKind::TimedOut
+                    || err
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+                        .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)));
+                if timed_out {
+                    format!(
+                        "Get {url:?}: context deadline exceeded (timeout {}ms) while reading the body",
+                        target.timeout_ms
+                    )
+                } else {
+                    format!("reading the body of {url:?}: {err}")
+                }
+            })?;
         if body.len() as u64 > limit {
             return Err(format!("body size limit exceeded ({limit} bytes)"));
         }
