@@ -14,6 +14,40 @@ use crate::config::{FileSdConfig, Job, ScrapeSettings, TargetGroup, expand_glob}
 use crate::scrape::{self, Client, STALE_NAN};
 use crate::target::{Health, Populated, Target};
 
+/// The scraper's self-metrics.
+struct SelfMetrics {
+    scrapes: prometheus::IntCounterVec,
+    failures: prometheus::IntCounterVec,
+    samples: prometheus::IntCounterVec,
+    duration: prometheus::HistogramVec,
+}
+
+fn self_metrics() -> &'static SelfMetrics {
+    static METRICS: std::sync::OnceLock<SelfMetrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| {
+        let registry = obs_core::selfmetrics::registry();
+        SelfMetrics {
+            scrapes: registry.int_counter_vec("obs_scrape_scrapes_total", "Scrapes done, by job.", &["job"]),
+            failures: registry.int_counter_vec(
+                "obs_scrape_failures_total",
+                "Scrapes that failed (up = 0), by job.",
+                &["job"],
+            ),
+            samples: registry.int_counter_vec(
+                "obs_scrape_samples_stored_total",
+                "Samples from scrapes the store accepted, by job.",
+                &["job"],
+            ),
+            duration: registry.histogram_vec(
+                "obs_scrape_duration_seconds",
+                "Time to fetch and parse a target, by job.",
+                &["job"],
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+        }
+    })
+}
+
 /// How often file_sd files are checked for changes.
 const FILE_SD_POLL: Duration = Duration::from_secs(5);
 
@@ -400,13 +434,24 @@ async fn run_loop(
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner()) = result.metadata;
         }
+        let metrics = self_metrics();
+        metrics.scrapes.with_label_values(&[&target.pool]).inc();
+        metrics
+            .duration
+            .with_label_values(&[&target.pool])
+            .observe(result.duration.as_secs_f64());
         if let Some(error) = &result.error {
+            metrics.failures.with_label_values(&[&target.pool]).inc();
             tracing::debug!(target = %target.url, %error, "scrape failed");
         }
         let _ = prior;
         previous = result.seen;
         match store.append(result.batch, TimestampMs::now()).await {
             Ok(outcome) => {
+                self_metrics()
+                    .samples
+                    .with_label_values(&[&target.pool])
+                    .inc_by(outcome.accepted + outcome.duplicates);
                 if !outcome.rejected.is_empty() {
                     tracing::debug!(target = %target.url, refused = outcome.rejected.len(), "the store refused samples of a scrape");
                 }
