@@ -19,13 +19,12 @@
 //! write-ahead log; Prometheus after writing its WAL without fsync; VictoriaMetrics after
 //! buffering in memory (it flushes to disk every second).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use obs_bench::{arg_value, human};
+use obs_bench::{SplitMix, System, arg_value, http_agent, human, post_remote_write};
 use obs_metrics::remote_write::{Label, Sample, TimeSeries, WriteRequest};
 use prost::Message;
 
@@ -35,15 +34,8 @@ fn main() {
     let series: usize = arg_value("series").and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let rounds: usize = arg_value("rounds").and_then(|v| v.parse().ok()).unwrap_or(40);
     let clients: usize = arg_value("clients").and_then(|v| v.parse().ok()).unwrap_or(4);
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let appliance_binary = workspace.join("target/release/obs-appliance");
-    if !appliance_binary.exists() {
-        eprintln!("build the appliance first: cargo build --release -p obs-appliance");
-        std::process::exit(2);
-    }
+    let workspace = obs_bench::workspace_dir();
+    let appliance_binary = obs_bench::appliance_binary_or_exit();
     let scratch = tempfile::tempdir_in(&workspace).unwrap_or_else(|err| panic!("scratch dir: {err}"));
 
     let started = Instant::now();
@@ -108,67 +100,6 @@ fn main() {
     }
 }
 
-enum System {
-    Appliance(PathBuf),
-    VictoriaMetrics,
-    Prometheus,
-}
-
-impl System {
-    fn name(&self) -> &'static str {
-        match self {
-            System::Appliance(_) => "obs-appliance",
-            System::VictoriaMetrics => "VictoriaMetrics",
-            System::Prometheus => "Prometheus",
-        }
-    }
-
-    fn start(&self, port: u16, data: &Path) -> Option<Child> {
-        let mut command = match self {
-            System::Appliance(binary) => {
-                let mut command = Command::new(binary);
-                command
-                    .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-                    .arg(data)
-                    .args(["--log-level", "warn"]);
-                command
-            }
-            System::VictoriaMetrics => {
-                let binary = which("victoria-metrics")?;
-                let mut command = Command::new(binary);
-                command
-                    .arg(format!("-storageDataPath={}", data.display()))
-                    .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                    .arg("-retentionPeriod=100y")
-                    .arg("-loggerLevel=ERROR");
-                command
-            }
-            System::Prometheus => {
-                let binary = which("prometheus")?;
-                std::fs::create_dir_all(data).ok()?;
-                let config = data.join("prometheus.yml");
-                std::fs::write(&config, "global:\n  scrape_interval: 1h\n").ok()?;
-                let mut command = Command::new(binary);
-                command
-                    .arg(format!("--config.file={}", config.display()))
-                    .arg(format!("--storage.tsdb.path={}", data.join("tsdb").display()))
-                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                    .arg("--web.enable-remote-write-receiver")
-                    .arg("--log.level=error");
-                command
-            }
-        };
-        command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()
-    }
-
-    fn ready_path(&self) -> &'static str {
-        match self {
-            System::Appliance(_) | System::Prometheus => "/-/ready",
-            System::VictoriaMetrics => "/health",
-        }
-    }
-}
-
 struct RunResult {
     elapsed: Duration,
     peak_rss_bytes: u64,
@@ -177,50 +108,20 @@ struct RunResult {
 }
 
 fn run(system: &System, bodies: &[Vec<u8>], clients: usize, scratch: &Path) -> Option<RunResult> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
     let data = scratch.join(system.name());
-    let mut child = system.start(port, &data)?;
-    let base = format!("http://127.0.0.1:{port}");
-    let agent = ureq::Agent::new_with_config(
-        ureq::config::Config::builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !agent
-        .get(&format!("{base}{}", system.ready_path()))
-        .call()
-        .is_ok_and(|response| response.status() == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{} did not become ready",
-            system.name()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = system.start(&data, &[])?;
+    let base = server.base_url().to_owned();
 
     let (elapsed, failed_requests) = send_all(&base, bodies, clients);
-    let peak_rss_bytes = peak_rss(child.id()).unwrap_or(0);
+    let peak_rss_bytes = server.peak_rss_bytes().unwrap_or(0);
 
     // Stop cleanly so that each system writes what it keeps on disk.
     if let System::VictoriaMetrics = system {
-        let _ = agent.get(&format!("{base}/internal/force_flush")).call();
+        let _ = http_agent(Duration::from_secs(60))
+            .get(&format!("{base}/internal/force_flush"))
+            .call();
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let stop_deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < stop_deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    server.stop(Duration::from_secs(60));
     let disk_bytes = obs_core::disk::allocated_bytes(&data).unwrap_or(0);
     Some(RunResult {
         elapsed,
@@ -233,12 +134,7 @@ fn run(system: &System, bodies: &[Vec<u8>], clients: usize, scratch: &Path) -> O
 /// Sends every body with `clients` concurrent senders; returns the time until the last
 /// acknowledgement and the number of requests that failed for good.
 fn send_all(base: &str, bodies: &[Vec<u8>], clients: usize) -> (Duration, usize) {
-    let agent = ureq::Agent::new_with_config(
-        ureq::config::Config::builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build(),
-    );
+    let agent = http_agent(Duration::from_secs(60));
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -247,66 +143,19 @@ fn send_all(base: &str, bodies: &[Vec<u8>], clients: usize) -> (Duration, usize)
             let next = Arc::clone(&next);
             let failed = Arc::clone(&failed);
             let agent = agent.clone();
-            let url = format!("{base}/api/v1/write");
             scope.spawn(move || {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(index) else { break };
-                    // Bounded retries, as a remote_write sender would on 5xx / 429.
-                    let mut attempts = 0;
-                    loop {
-                        attempts += 1;
-                        let response = agent
-                            .post(&url)
-                            .header("Content-Type", "application/x-protobuf")
-                            .header("Content-Encoding", "snappy")
-                            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                            .send(&body[..]);
-                        let status = response.map(|r| r.status().as_u16()).unwrap_or(0);
-                        if (200..300).contains(&status) {
-                            break;
-                        }
-                        if attempts >= 5 || (400..500).contains(&status) && status != 429 {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
+                    let status = post_remote_write(&agent, base, body);
+                    if !(200..300).contains(&status) {
+                        failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             });
         }
     });
     (started.elapsed(), failed.load(Ordering::Relaxed))
-}
-
-fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
-}
-
-/// A small deterministic generator (SplitMix64), so every run sends the same bytes.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// What a series is, for generating its values.
@@ -402,22 +251,22 @@ fn series_set(count: usize) -> Vec<(Vec<Label>, Kind)> {
 fn generate(count: usize, rounds: usize) -> Vec<Vec<u8>> {
     let series = series_set(count);
     let mut rng = SplitMix(0x0b5e_7ab1);
-    let mut values: Vec<f64> = series.iter().map(|_| (rng.next() % 1000) as f64).collect();
+    let mut values: Vec<f64> = series.iter().map(|_| (rng.next_u64() % 1000) as f64).collect();
     let now_ms = obs_core::time::TimestampMs::now().0;
     let first_ms = now_ms - 60_000 - rounds as i64 * 15_000;
     let mut bodies = Vec::new();
     let mut encoder = snap::raw::Encoder::new();
     for round in 0..rounds {
         // Real scrapes jitter by a few milliseconds.
-        let ts = first_ms + round as i64 * 15_000 + (rng.next() % 5) as i64;
+        let ts = first_ms + round as i64 * 15_000 + (rng.next_u64() % 5) as i64;
         for chunk_start in (0..series.len()).step_by(SERIES_PER_REQUEST) {
             let end = (chunk_start + SERIES_PER_REQUEST).min(series.len());
             let timeseries = (chunk_start..end)
                 .map(|index| {
                     let (labels, kind) = &series[index];
                     let next = match kind {
-                        Kind::Counter => values[index] + (rng.next() % 100) as f64 / 100.0,
-                        Kind::Bucket => values[index] + (rng.next() % 3) as f64,
+                        Kind::Counter => values[index] + (rng.next_u64() % 100) as f64 / 100.0,
+                        Kind::Bucket => values[index] + (rng.next_u64() % 3) as f64,
                         Kind::Gauge => (values[index] * (0.95 + rng.unit() * 0.1)).round(),
                     };
                     // Exporters print decimals (node_cpu_seconds_total 12345.67) and receivers

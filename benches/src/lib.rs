@@ -3,8 +3,23 @@
 //! Every benchmark prints a Markdown table with the appliance's figure beside its reference
 //! measured in the same run on the same machine (the raw disk, VictoriaMetrics, Prometheus),
 //! and the ratio between them: absolute numbers on shared machines are noisy, ratios much less.
+//!
+//! The main types: [`System`] names a server under test and starts it as a [`Server`] on a
+//! free loopback port (killed when dropped, also on panic); [`post_remote_write`] sends one
+//! snappy-compressed remote_write body with bounded retries; [`SplitMix`] makes generated loads
+//! deterministic.
+//!
+//! ```no_run
+//! use obs_bench::System;
+//! let scratch = tempfile::tempdir().unwrap();
+//! if let Some(server) = System::Prometheus.start(scratch.path(), &[]) {
+//!     println!("Prometheus on {}", server.base_url());
+//! } // killed here
+//! ```
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A throughput measurement.
 #[derive(Debug, Clone, Copy)]
@@ -53,4 +68,286 @@ pub fn arg_value(name: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether the bare flag `--name` is among the process arguments.
+pub fn arg_flag(name: &str) -> bool {
+    let flag = format!("--{name}");
+    std::env::args().any(|arg| arg == flag)
+}
+
+/// The workspace root (the parent of `benches/`).
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The appliance's release binary, or an exit with a hint to build it.
+pub fn appliance_binary_or_exit() -> PathBuf {
+    let binary = workspace_dir().join("target/release/obs-appliance");
+    if !binary.exists() {
+        eprintln!("build the appliance first: cargo build --release -p obs-appliance");
+        std::process::exit(2);
+    }
+    binary
+}
+
+/// A ureq agent that hands non-2xx answers back as responses and gives up after `timeout`.
+pub fn http_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build(),
+    )
+}
+
+/// A server under test.
+#[derive(Debug, Clone)]
+pub enum System {
+    /// obs-appliance, as the release binary at this path.
+    Appliance(PathBuf),
+    /// `victoria-metrics` from `PATH` (the Debian package, single-node).
+    VictoriaMetrics,
+    /// `prometheus` from `PATH`, with its remote_write receiver enabled.
+    Prometheus,
+}
+
+impl System {
+    /// The name printed in tables.
+    pub fn name(&self) -> &'static str {
+        match self {
+            System::Appliance(_) => "obs-appliance",
+            System::VictoriaMetrics => "VictoriaMetrics",
+            System::Prometheus => "Prometheus",
+        }
+    }
+
+    /// Starts the system on a free 127.0.0.1 port with its data under `data`, `extra_args`
+    /// appended to its command line, and waits (at most 60 s, else panics) until it is ready.
+    /// `None` when the system is not installed or cannot be spawned.
+    pub fn start(&self, data: &Path, extra_args: &[String]) -> Option<Server> {
+        let port = free_port()?;
+        let mut command = match self {
+            System::Appliance(binary) => {
+                let mut command = Command::new(binary);
+                command
+                    .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+                    .arg(data)
+                    .args(["--log-level", "warn"]);
+                command
+            }
+            System::VictoriaMetrics => {
+                let mut command = Command::new(which("victoria-metrics")?);
+                command
+                    .arg(format!("-storageDataPath={}", data.display()))
+                    .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                    .arg("-retentionPeriod=100y")
+                    .arg("-loggerLevel=ERROR");
+                command
+            }
+            System::Prometheus => {
+                let binary = which("prometheus")?;
+                std::fs::create_dir_all(data).ok()?;
+                let config = data.join("prometheus.yml");
+                std::fs::write(&config, "global:\n  scrape_interval: 1h\n").ok()?;
+                let mut command = Command::new(binary);
+                command
+                    .arg(format!("--config.file={}", config.display()))
+                    .arg(format!("--storage.tsdb.path={}", data.join("tsdb").display()))
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                    .arg("--web.enable-remote-write-receiver")
+                    .arg("--log.level=error");
+                command
+            }
+        };
+        command.args(extra_args);
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?;
+        // From here on the child is killed on every exit path, panics included.
+        let server = Server {
+            child,
+            name: self.name(),
+            base_url: format!("http://127.0.0.1:{port}"),
+        };
+        let ready_url = format!("{}{}", server.base_url, self.ready_path());
+        let agent = http_agent(Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !agent
+            .get(&ready_url)
+            .call()
+            .is_ok_and(|response| response.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "{} did not become ready", self.name());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(server)
+    }
+
+    fn ready_path(&self) -> &'static str {
+        match self {
+            System::Appliance(_) | System::Prometheus => "/-/ready",
+            System::VictoriaMetrics => "/health",
+        }
+    }
+}
+
+/// A running server; killed (SIGKILL) when dropped unless [`Server::stop`] stopped it first.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    name: &'static str,
+    base_url: String,
+}
+
+impl Server {
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The system's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident set size so far (VmHWM), in bytes.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        peak_rss(self.pid())
+    }
+
+    /// CPU time used so far (user + system), from `/proc/<pid>/stat`.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        cpu_time(self.pid())
+    }
+
+    /// Stops cleanly: SIGTERM, then SIGKILL if it has not exited within `grace`.
+    pub fn stop(mut self, grace: Duration) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + grace;
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Drop kills it if it is still running and reaps it.
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until every server in `servers` has used less than `max_cpu_fraction` of a core over
+/// a 2 s window (background compaction, flushes and merges done), for at most `limit`.
+/// Returns how long it waited and whether they all went idle.
+pub fn wait_until_idle(servers: &[&Server], max_cpu_fraction: f64, limit: Duration) -> (Duration, bool) {
+    let window = Duration::from_secs(2);
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let before: Vec<Option<Duration>> = servers.iter().map(|server| server.cpu_time()).collect();
+        std::thread::sleep(window);
+        let idle = servers
+            .iter()
+            .zip(&before)
+            .all(|(server, before)| match (before, server.cpu_time()) {
+                (Some(before), Some(after)) => {
+                    after.saturating_sub(*before).as_secs_f64() < max_cpu_fraction * window.as_secs_f64()
+                }
+                _ => true,
+            });
+        if idle {
+            return (started.elapsed(), true);
+        }
+    }
+    (started.elapsed(), false)
+}
+
+/// Posts one snappy-compressed remote_write 1.0 body to `<base>/api/v1/write`, retrying 5xx,
+/// 429 and connection errors a bounded number of times (5 attempts) as a remote_write sender
+/// would. Returns the last HTTP status (0 for a connection error); 2xx means accepted.
+pub fn post_remote_write(agent: &ureq::Agent, base: &str, body: &[u8]) -> u16 {
+    let url = format!("{base}/api/v1/write");
+    let mut status = 0;
+    for attempt in 1..=5 {
+        let response = agent
+            .post(&url)
+            .header("Content-Type", "application/x-protobuf")
+            .header("Content-Encoding", "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .send(body);
+        status = response.map(|r| r.status().as_u16()).unwrap_or(0);
+        let retryable = status == 0 || status == 429 || status >= 500;
+        if (200..300).contains(&status) || !retryable || attempt == 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100 * attempt));
+    }
+    status
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
+pub fn free_port() -> Option<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()
+        .map(|address| address.port())
+}
+
+/// Peak resident set size (VmHWM) of process `pid`, in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// User + system CPU time of process `pid` (fields 14 and 15 of `/proc/<pid>/stat`, in clock
+/// ticks of 1/100 s, the value on every Linux this runs on).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it start past its ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    // after_name starts at field 3 (state); utime is field 14, stime field 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// The path of executable `name` in `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// A small deterministic generator (SplitMix64), so every run sends the same bytes.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform number in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
 }

@@ -446,11 +446,14 @@ impl<'a> Evaluator<'a> {
                 result[index].points.push((inner_t, sample.v));
                 points += 1;
             }
-            if points > self.engine.options.max_samples {
+            // Memoized subquery points stay in memory for the whole query: they count against
+            // the same limit as the samples loaded from storage.
+            if self.loaded_samples.get() + points > self.engine.options.max_samples {
                 return Err(QueryError::TooManySamples);
             }
             inner_t += step;
         }
+        self.loaded_samples.set(self.loaded_samples.get() + points);
         let result = Rc::new(result);
         self.subqueries.borrow_mut().insert(key, Rc::clone(&result));
         Ok(result)

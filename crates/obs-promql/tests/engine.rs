@@ -238,3 +238,35 @@ fn escapes_before_multibyte_characters_are_fine() {
     let text = instant(r#"label_replace(vector(1), "a", "\"é", "", "")"#, 0);
     assert!(text.contains(r#""a":"\"é""#), "{text}");
 }
+
+#[test]
+fn limits_cancellation_and_timeouts_stop_queries() {
+    use std::sync::atomic::AtomicBool;
+    // A canceled query stops at its next check (the HTTP layer sets the flag when the client
+    // goes away).
+    let control = obs_promql::QueryControl {
+        canceled: Some(Arc::new(AtomicBool::new(true))),
+        ..obs_promql::QueryControl::default()
+    };
+    let err = engine().range_with("sum(up)", 0, 600_000, 15_000, &control).unwrap_err();
+    assert!(matches!(err, QueryError::Canceled(_)), "{err}");
+    // A query past its timeout stops too.
+    let control = obs_promql::QueryControl {
+        timeout: Some(std::time::Duration::ZERO),
+        ..obs_promql::QueryControl::default()
+    };
+    let err = engine().range_with("sum(up)", 0, 600_000, 15_000, &control).unwrap_err();
+    assert!(matches!(err, QueryError::Timeout(_)), "{err}");
+    // Nested subqueries hold their points in memory: they count against max_samples.
+    let small = Engine::new(
+        Arc::new(Memory(vec![])),
+        EngineOptions {
+            max_samples: 10_000,
+            ..EngineOptions::default()
+        },
+    );
+    let err = small
+        .instant("max_over_time(max_over_time(vector(1)[10m:1s])[1h:1m])", 3_600_000)
+        .unwrap_err();
+    assert!(matches!(err, QueryError::TooManySamples), "{err}");
+}
