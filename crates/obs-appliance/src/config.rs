@@ -47,6 +47,9 @@ pub(crate) struct Config {
     /// Files (globs) holding `scrape_configs:`, or whole prometheus.yml files.
     #[serde(default)]
     pub(crate) scrape_config_files: Vec<String>,
+    /// Prometheus-format rule files (globs), alerting and recording rules over PromQL.
+    #[serde(default)]
+    pub(crate) rule_files: Vec<String>,
     /// Where the configuration came from (`None`: the embedded default), for reloads.
     #[serde(skip)]
     pub(crate) source: Option<PathBuf>,
@@ -459,6 +462,22 @@ impl Config {
         })
     }
 
+    /// The rule groups of `rule_files`, validated (file, group, rule and reason on error).
+    pub(crate) fn rule_groups(
+        &self,
+        origin: &str,
+        base_dir: &Path,
+        settings: &obs_scrape::config::ScrapeSettings,
+    ) -> Result<Vec<obs_rules::group::Group>, ConfigError> {
+        let interval_ms = settings.global.evaluation_interval.as_std().as_millis() as i64;
+        obs_rules::manager::load_groups(&self.rule_files, base_dir, interval_ms).map_err(|err| {
+            ConfigError::Parse {
+                origin: origin.to_owned(),
+                message: format!("rule_files: {err}"),
+            }
+        })
+    }
+
     /// Reads and validates a configuration file.
     pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -488,7 +507,8 @@ impl Config {
         };
         config.validate(origin)?;
         let base_dir = Path::new(origin).parent().unwrap_or(Path::new("."));
-        config.scrape_settings(origin, base_dir)?;
+        let settings = config.scrape_settings(origin, base_dir)?;
+        config.rule_groups(origin, base_dir, &settings)?;
         Ok(config)
     }
 

@@ -204,10 +204,12 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     );
     state.attach_metrics(Arc::clone(&metrics));
     let scrape = obs_scrape::manager::ScrapeManager::new(Arc::clone(&metrics));
+    let rules = obs_rules::manager::RuleManager::new(Arc::clone(&metrics), state.query_options());
     let reloader = Reloader {
         source: config.source.clone(),
         self_address: main_address,
         scrape: scrape.clone(),
+        rules: rules.clone(),
         lock: Arc::new(tokio::sync::Mutex::new(())),
     };
     if let Err(err) = reloader.reload().await {
@@ -215,6 +217,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         tracing::error!(error = %err, "cannot load the scrape configuration");
     }
     state.attach_scrape(scrape.clone());
+    state.attach_rules(rules.clone());
     let hook_reloader = reloader.clone();
     state.set_reload(Arc::new(move || {
         let reloader = hook_reloader.clone();
@@ -242,6 +245,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     state.set_ready(false).await;
     sighup_task.abort();
     scrape.shutdown();
+    rules.shutdown();
     shutdown.cancel();
     if tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await.is_err() {
         tracing::warn!(
@@ -387,6 +391,7 @@ struct Reloader {
     /// `server.listen` is the appliance itself and is scraped here.
     self_address: Option<std::net::SocketAddr>,
     scrape: obs_scrape::manager::ScrapeManager,
+    rules: obs_rules::manager::RuleManager,
     /// One reload at a time.
     lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -425,10 +430,17 @@ impl Reloader {
                     }
                 }
             }
-            Ok::<_, String>(settings)
+            let groups = config
+                .rule_groups(&origin, &base_dir, &settings)
+                .map_err(|err| err.to_string())?;
+            Ok::<_, String>((settings, groups))
         })
         .await
         .map_err(|err| format!("reload failed: {err}"))??;
+        let (settings, groups) = settings;
+        let group_count = groups.len();
+        self.rules.apply(groups);
+        tracing::info!(groups = group_count, "rules loaded");
         for warning in &settings.warnings {
             tracing::warn!(%warning, "configuration has no effect here");
         }

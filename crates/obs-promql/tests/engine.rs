@@ -248,14 +248,18 @@ fn limits_cancellation_and_timeouts_stop_queries() {
         canceled: Some(Arc::new(AtomicBool::new(true))),
         ..obs_promql::QueryControl::default()
     };
-    let err = engine().range_with("sum(up)", 0, 600_000, 15_000, &control).unwrap_err();
+    let err = engine()
+        .range_with("sum(up)", 0, 600_000, 15_000, &control)
+        .unwrap_err();
     assert!(matches!(err, QueryError::Canceled(_)), "{err}");
     // A query past its timeout stops too.
     let control = obs_promql::QueryControl {
         timeout: Some(std::time::Duration::ZERO),
         ..obs_promql::QueryControl::default()
     };
-    let err = engine().range_with("sum(up)", 0, 600_000, 15_000, &control).unwrap_err();
+    let err = engine()
+        .range_with("sum(up)", 0, 600_000, 15_000, &control)
+        .unwrap_err();
     assert!(matches!(err, QueryError::Timeout(_)), "{err}");
     // Nested subqueries hold their points in memory: they count against max_samples.
     let small = Engine::new(
@@ -266,7 +270,10 @@ fn limits_cancellation_and_timeouts_stop_queries() {
         },
     );
     let err = small
-        .instant("max_over_time(max_over_time(vector(1)[10m:1s])[1h:1m])", 3_600_000)
+        .instant(
+            "max_over_time(max_over_time(vector(1)[10m:1s])[1h:1m])",
+            3_600_000,
+        )
         .unwrap_err();
     assert!(matches!(err, QueryError::TooManySamples), "{err}");
 }

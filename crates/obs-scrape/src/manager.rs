@@ -396,6 +396,7 @@ async fn run_loop(
         next += interval;
     }
     let mut previous: HashSet<Labels> = HashSet::new();
+    let mut cache: HashSet<Labels> = HashSet::new();
     let mut scraped_once = false;
     loop {
         let wait = Duration::from_millis((next - TimestampMs::now().0).max(0) as u64);
@@ -406,12 +407,20 @@ async fn run_loop(
         let scrape_ts = TimestampMs::now().0;
         let (loop_client, loop_target, loop_job) = (client.clone(), Arc::clone(&target), Arc::clone(&job));
         let prior = std::mem::take(&mut previous);
+        let mut loop_cache = std::mem::take(&mut cache);
         let outcome = tokio::task::spawn_blocking(move || {
-            let result = scrape::scrape(&loop_client, &loop_target, &loop_job, scrape_ts, &prior);
-            (result, prior)
+            let result = scrape::scrape(
+                &loop_client,
+                &loop_target,
+                &loop_job,
+                scrape_ts,
+                &prior,
+                &mut loop_cache,
+            );
+            (result, prior, loop_cache)
         })
         .await;
-        let Ok((result, prior)) = outcome else {
+        let Ok((result, prior, returned_cache)) = outcome else {
             tracing::error!(target = %target.url, "a scrape panicked");
             next += interval;
             continue;
@@ -445,6 +454,7 @@ async fn run_loop(
             tracing::debug!(target = %target.url, %error, "scrape failed");
         }
         let _ = prior;
+        cache = returned_cache;
         previous = result.seen;
         match store.append(result.batch, TimestampMs::now()).await {
             Ok(outcome) => {

@@ -231,13 +231,38 @@ pub(crate) fn scrape(
     job: &Job,
     scrape_ts: i64,
     previous: &HashSet<Labels>,
+    cache: &mut HashSet<Labels>,
 ) -> ScrapeResult {
     let started = Instant::now();
-    let fetched = client.fetch(target, job);
-    let processed = fetched.and_then(|(body, content_type)| {
-        let format = Format::from_content_type(content_type.as_deref());
-        process(&body, format, target, job, scrape_ts).map_err(|err| err.to_string())
-    });
+    let fetched = match client.fetch(target, job) {
+        Ok((body, content_type)) => Fetched::Body { body, content_type },
+        Err(error) => Fetched::Failed(error),
+    };
+    scrape_result(fetched, target, job, scrape_ts, previous, cache, started)
+}
+
+/// Turns what a fetch gave into the scrape's batch: the samples, the stale markers of the
+/// series of `previous` that are gone, and the synthetic series. `cache` holds every series
+/// of the last successful scrape (explicit timestamps included) and survives failed scrapes,
+/// as Prometheus' scrape cache does: `scrape_series_added` counts series missing from it.
+/// `started` is when the scrape began (for `scrape_duration_seconds`). Deterministic but for
+/// that duration, so tests replay sequences of responses without a server.
+pub fn scrape_result(
+    fetched: Fetched,
+    target: &Target,
+    job: &Job,
+    scrape_ts: i64,
+    previous: &HashSet<Labels>,
+    cache: &mut HashSet<Labels>,
+    started: Instant,
+) -> ScrapeResult {
+    let processed = match fetched {
+        Fetched::Body { body, content_type } => {
+            let format = Format::from_content_type(content_type.as_deref());
+            process(&body, format, target, job, scrape_ts).map_err(|err| err.to_string())
+        }
+        Fetched::Failed(error) => Err(error),
+    };
     let duration = started.elapsed();
     let mut result = ScrapeResult {
         duration,
@@ -245,11 +270,13 @@ pub(crate) fn scrape(
     };
     let (scraped, post_relabel, added) = match processed {
         Ok(processed) => {
-            let added = processed
-                .seen
+            let current: HashSet<Labels> = processed
+                .batch
                 .iter()
-                .filter(|labels| !previous.contains(*labels))
-                .count();
+                .map(|series| series.labels.clone())
+                .collect();
+            let added = current.iter().filter(|labels| !cache.contains(*labels)).count();
+            *cache = current;
             result.batch = processed.batch;
             result.seen = processed.seen;
             result.metadata = processed.metadata;
@@ -286,7 +313,7 @@ pub(crate) fn scrape(
 }
 
 /// The synthetic series of a target, for stale markers when it goes away.
-pub(crate) fn synthetic_series(target: &Target) -> Vec<Labels> {
+pub fn synthetic_series(target: &Target) -> Vec<Labels> {
     [
         "up",
         "scrape_duration_seconds",
@@ -333,23 +360,25 @@ fn process(
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
         labels.insert(METRIC_NAME_LABEL.to_owned(), sample.name.to_owned());
         for (name, value) in &sample.labels {
-            if !value.is_empty() {
-                labels.insert((*name).to_owned(), value.to_string());
-            }
+            labels.insert((*name).to_owned(), value.to_string());
         }
         merge_target_labels(&mut labels, &target.labels, config.honor_labels);
+        // Empty values are absent labels (kept until here so that `honor_labels` sees a
+        // scraped `job=""` as present, as Prometheus does).
+        labels.retain(|_, value| !value.is_empty());
         if !config.metric_relabel_configs.is_empty()
             && !relabel::process(&mut labels, &config.metric_relabel_configs)
         {
             continue;
         }
+        // Prometheus fails the whole scrape when relabeling leaves a series without a name or
+        // with invalid labels.
         if labels.get(METRIC_NAME_LABEL).is_none_or(String::is_empty) {
-            continue;
+            return Err(ProcessError::Limit("__name__ label is mandatory".to_owned()));
         }
         check_label_limits(&labels, config)?;
-        let Ok(labels) = Labels::from_pairs(labels) else {
-            continue;
-        };
+        let labels = Labels::from_pairs(labels)
+            .map_err(|err| ProcessError::Limit(format!("invalid metric name or label names: {err}")))?;
         let explicit = config.honor_timestamps && sample.timestamp_ms.is_some();
         let ts = if explicit {
             sample.timestamp_ms.unwrap_or(scrape_ts)
@@ -394,9 +423,11 @@ fn process(
     })
 }
 
-/// Adds the target's labels. With `honor_labels` the scraped values win; otherwise the
-/// target's do and a clashing scraped label becomes `exported_<name>` (more `exported_`
-/// prefixes while that name is taken).
+/// Adds the target's labels. With `honor_labels` the scraped labels win (even empty ones);
+/// otherwise the target's do and each clashing scraped label is renamed `exported_<name>`
+/// (shortest names first, more `exported_` prefixes while the name is taken by a scraped
+/// label, a target label or an earlier rename), as Prometheus'
+/// `resolveConflictingExposedLabels` does.
 fn merge_target_labels(labels: &mut BTreeMap<String, String>, target: &Labels, honor_labels: bool) {
     if honor_labels {
         for label in target.iter() {
@@ -406,17 +437,27 @@ fn merge_target_labels(labels: &mut BTreeMap<String, String>, target: &Labels, h
         }
         return;
     }
-    let mut clashes = Vec::new();
+    let exposed: std::collections::BTreeSet<String> = labels.keys().cloned().collect();
+    let mut clashes: Vec<(String, String)> = Vec::new();
     for label in target.iter() {
-        if let Some(existing) = labels.insert(label.name.clone(), label.value.clone()) {
+        if let Some(existing) = labels.insert(label.name.clone(), label.value.clone())
+            && !existing.is_empty()
+        {
             clashes.push((label.name.clone(), existing));
         }
     }
+    clashes.sort_by_key(|(name, _)| name.len());
+    let mut renamed: Vec<String> = Vec::new();
     for (name, value) in clashes {
-        let mut exported = format!("exported_{name}");
-        while labels.contains_key(&exported) || target.get(&exported).is_some() {
+        let mut exported = name;
+        loop {
             exported = format!("exported_{exported}");
+            if !exposed.contains(&exported) && target.get(&exported).is_none() && !renamed.contains(&exported)
+            {
+                break;
+            }
         }
+        renamed.push(exported.clone());
         labels.insert(exported, value);
     }
 }

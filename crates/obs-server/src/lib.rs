@@ -102,6 +102,8 @@ struct StateInner {
     otlp_options: std::sync::RwLock<obs_metrics::otlp::OtlpOptions>,
     /// The scrape manager, once scraping runs.
     scrape: std::sync::OnceLock<obs_scrape::manager::ScrapeManager>,
+    /// The rule manager, once rules run.
+    rules: std::sync::OnceLock<obs_rules::manager::RuleManager>,
     /// Reloads the configuration (`POST /-/reload`); set by the binary.
     reload: std::sync::OnceLock<Reload>,
     /// The metrics store, once it has replayed its write-ahead log.
@@ -129,6 +131,7 @@ impl AppState {
                 prometheus_view: std::sync::RwLock::new(("15d".to_owned(), "global: {}\n".to_owned())),
                 metrics: std::sync::OnceLock::new(),
                 scrape: std::sync::OnceLock::new(),
+                rules: std::sync::OnceLock::new(),
                 reload: std::sync::OnceLock::new(),
             }),
         };
@@ -257,6 +260,16 @@ impl AppState {
     /// The scrape manager, when attached.
     pub fn scrape(&self) -> Option<&obs_scrape::manager::ScrapeManager> {
         self.inner.scrape.get()
+    }
+
+    /// Attaches the rule manager (`/api/v1/rules`, `/api/v1/alerts`).
+    pub fn attach_rules(&self, manager: obs_rules::manager::RuleManager) {
+        let _ = self.inner.rules.set(manager);
+    }
+
+    /// The rule manager, when attached.
+    pub fn rules(&self) -> Option<&obs_rules::manager::RuleManager> {
+        self.inner.rules.get()
     }
 
     /// Sets what `POST /-/reload` does.

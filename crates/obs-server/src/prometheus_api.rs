@@ -14,6 +14,7 @@ use crate::AppState;
 
 mod metadata;
 mod query;
+mod rules;
 mod status;
 mod targets;
 mod write;
@@ -47,6 +48,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/status/flags", get(status::flags))
         .route("/api/v1/status/config", get(status::config))
         .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/targets/metadata", get(targets::targets_metadata))
 }
 

@@ -64,7 +64,7 @@ impl Params {
             .map(|(_, value)| value.as_str())
     }
 
-    fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(key, _)| key == name)
@@ -79,6 +79,31 @@ fn bad_data(message: impl Into<String>) -> ApiError {
 
 fn invalid_param(name: &str, message: impl std::fmt::Display) -> ApiError {
     bad_data(format!("invalid parameter {name:?}: {message}"))
+}
+
+/// The longest query whose position search is attempted (it parses every prefix).
+const MAX_POSITIONED_QUERY: usize = 2048;
+
+/// A parse error as Prometheus words it, `<line>:<column>: parse error: <message>`. The parser
+/// does not report positions, so the position is estimated: the first token after the longest
+/// prefix that parses on its own (or the end of the input).
+fn parse_error(query: &str, err: &obs_promql::QueryError) -> String {
+    let message = err.to_string();
+    if query.len() > MAX_POSITIONED_QUERY {
+        return format!("parse error: {message}");
+    }
+    let mut last_ok = 0;
+    for (index, _) in query.char_indices().skip(1) {
+        if obs_promql::parse(&query[..index]).is_ok() {
+            last_ok = index;
+        }
+    }
+    let rest = &query[last_ok..];
+    let offset = last_ok + (rest.len() - rest.trim_start().len());
+    let before = &query[..offset.min(query.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |text| text.chars().count()) + 1;
+    format!("{line}:{column}: parse error: {message}")
 }
 
 /// Prometheus' `parseTime`: Unix seconds with decimals, or RFC 3339.
@@ -284,7 +309,8 @@ async fn instant_query_inner(
     let time = time_param(&params, "time", TimestampMs::now().0)?;
     let control = control_from(&params)?;
     let query = params.get("query").unwrap_or_default().to_owned();
-    obs_promql::parse(&query).map_err(|err| invalid_param("query", err))?;
+    // Prometheus' range endpoint reports parse errors without the parameter prefix.
+    obs_promql::parse(&query).map_err(|err| invalid_param("query", parse_error(&query, &err)))?;
     let engine = engine(state)?;
     let value = run_query(state, control, move |control| {
         engine.instant_with(&query, time, control)
@@ -334,7 +360,8 @@ async fn range_query_inner(
     }
     let control = control_from(&params)?;
     let query = params.get("query").unwrap_or_default().to_owned();
-    obs_promql::parse(&query).map_err(|err| invalid_param("query", err))?;
+    // Prometheus' range endpoint reports parse errors without the parameter prefix.
+    obs_promql::parse(&query).map_err(|err| bad_data(parse_error(&query, &err)))?;
     let engine = engine(state)?;
     let value = run_query(state, control, move |control| {
         engine.range_with(&query, start, end, step, control)
@@ -528,6 +555,34 @@ pub(crate) async fn format_query(method: Method, uri: Uri, headers: HeaderMap, b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_errors_carry_a_position() {
+        let error = |query: &str| parse_error(query, &obs_promql::parse(query).unwrap_err());
+        assert!(
+            error("foo bar").starts_with("1:5: parse error: "),
+            "{}",
+            error("foo bar")
+        );
+        assert!(
+            error("sum(rate(x[5m])").starts_with("1:"),
+            "{}",
+            error("sum(rate(x[5m])")
+        );
+        // The estimate points at the operator whose operand is missing (Prometheus points at
+        // the `*` on line 2).
+        assert!(
+            error("up +\n  * 2").starts_with("1:4: parse error: "),
+            "{}",
+            error("up +\n  * 2")
+        );
+        assert!(
+            error("up\n  + bar baz").starts_with("2:9: parse error: "),
+            "{}",
+            error("up\n  + bar baz")
+        );
+        assert!(error("1 +").starts_with("1:3: parse error: "), "{}", error("1 +"));
+    }
 
     #[test]
     fn times_parse_like_prometheus() {

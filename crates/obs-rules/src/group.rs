@@ -1,0 +1,751 @@
+//! Rule groups and their evaluation, with the semantics of Prometheus 2.42's `rules` package:
+//! the rules of a group run in order at one timestamp; recording rules write their series
+//! back; alerting rules move alerts from pending to firing after `for`, keep them firing for
+//! `keep_firing_for` after the condition clears, and resolve them; `ALERTS` and
+//! `ALERTS_FOR_STATE` series are written, and every series a previous evaluation wrote but
+//! this one did not gets a stale marker.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use obs_core::series::{Labels, METRIC_NAME_LABEL, Matcher, MetricsQuerier, SeriesSamples};
+use obs_promql::{Engine, Value};
+
+use crate::file::{RuleConfig, RuleGroupConfig};
+
+/// The NaN Prometheus writes as a stale marker.
+const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
+
+/// How long a resolved alert is kept (for notifications), as Prometheus' `resolvedRetention`.
+const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
+
+/// How far back `for` state is looked for after a restart (`--rules.alert.for-outage-tolerance`).
+const FOR_OUTAGE_TOLERANCE_MS: i64 = 60 * 60 * 1000;
+
+/// The least time an alert restored after a restart waits before firing
+/// (`--rules.alert.for-grace-period`).
+const FOR_GRACE_PERIOD_MS: i64 = 10 * 60 * 1000;
+
+/// An alert's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AlertState {
+    /// Resolved (kept for a while for notifications).
+    Inactive,
+    /// Active for less than `for`.
+    Pending,
+    /// Active for `for` or longer.
+    Firing,
+}
+
+impl AlertState {
+    /// The API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+        }
+    }
+}
+
+/// One alert of an alerting rule.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    /// Its labels (the result's labels, the rule's, `alertname`).
+    pub labels: Labels,
+    /// Expanded annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Its state.
+    pub state: AlertState,
+    /// The value of the expression at the last evaluation where it was active.
+    pub value: f64,
+    /// When it became active (ms).
+    pub active_at: i64,
+    /// When it fired (ms), if it did.
+    pub fired_at: Option<i64>,
+    /// When it resolved (ms), if it did.
+    pub resolved_at: Option<i64>,
+    /// The last evaluation where the condition held (ms).
+    pub last_seen: i64,
+}
+
+/// How a rule's last evaluation went.
+#[derive(Debug, Clone, Default)]
+pub struct RuleHealth {
+    /// `ok`, `err`, or `unknown` before the first evaluation.
+    pub health: &'static str,
+    /// The last error.
+    pub last_error: String,
+    /// When it was last evaluated (ms).
+    pub last_evaluation_ms: Option<i64>,
+    /// How long that took (seconds).
+    pub evaluation_seconds: f64,
+}
+
+/// A rule and its state.
+#[derive(Debug)]
+pub struct Rule {
+    /// The rule as configured (with the group's labels merged in).
+    pub config: RuleConfig,
+    /// The expression as Prometheus prints it.
+    pub query: String,
+    /// Its alerts by label set (alerting rules).
+    pub alerts: Mutex<BTreeMap<Labels, Alert>>,
+    /// Health of the last evaluation.
+    pub health: Mutex<RuleHealth>,
+}
+
+impl Rule {
+    /// The rule's name (alert or record).
+    pub fn name(&self) -> &str {
+        self.config
+            .alert
+            .as_deref()
+            .or(self.config.record.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// Whether it is an alerting rule.
+    pub fn is_alerting(&self) -> bool {
+        self.config.alert.is_some()
+    }
+
+    /// The highest state of its alerts.
+    pub fn state(&self) -> AlertState {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .values()
+            .map(|alert| alert.state)
+            .max()
+            .unwrap_or(AlertState::Inactive)
+    }
+}
+
+/// A group of rules.
+#[derive(Debug)]
+pub struct Group {
+    /// Its name.
+    pub name: String,
+    /// The file it came from.
+    pub file: String,
+    /// Milliseconds between evaluations.
+    pub interval_ms: i64,
+    /// The most series or alerts per rule (0: none).
+    pub limit: usize,
+    /// Its rules, in order.
+    pub rules: Vec<Rule>,
+    /// When it was last evaluated and how long that took.
+    pub last: Mutex<(Option<i64>, f64)>,
+    /// Series written by the previous evaluation (for stale markers).
+    previous: Mutex<HashSet<Labels>>,
+    /// Whether `for` state was restored after start.
+    restored: Mutex<bool>,
+}
+
+/// Where a group writes its series.
+pub trait SeriesSink: Send + Sync {
+    /// Stores a batch; errors are logged by the caller.
+    fn write(&self, batch: Vec<SeriesSamples>) -> Result<(), String>;
+}
+
+impl Group {
+    /// A group from its configuration; `default_interval_ms` applies when it sets none.
+    pub fn new(config: &RuleGroupConfig, file: &str, default_interval_ms: i64) -> Group {
+        let rules = config
+            .rules
+            .iter()
+            .map(|rule| {
+                let mut rule = rule.clone();
+                for (name, value) in &config.labels {
+                    rule.labels.entry(name.clone()).or_insert_with(|| value.clone());
+                }
+                let query = obs_promql::parse(&rule.expr.0)
+                    .map(|expr| expr.to_string())
+                    .unwrap_or_else(|_| rule.expr.0.trim().to_owned());
+                Rule {
+                    config: rule,
+                    query,
+                    alerts: Mutex::new(BTreeMap::new()),
+                    health: Mutex::new(RuleHealth {
+                        health: "unknown",
+                        ..RuleHealth::default()
+                    }),
+                }
+            })
+            .collect();
+        Group {
+            name: config.name.clone(),
+            file: file.to_owned(),
+            interval_ms: config
+                .interval
+                .map_or(default_interval_ms, |interval| {
+                    interval.as_std().as_millis() as i64
+                })
+                .max(1),
+            limit: config.limit,
+            rules,
+            last: Mutex::new((None, 0.0)),
+            previous: Mutex::new(HashSet::new()),
+            restored: Mutex::new(false),
+        }
+    }
+
+    /// Evaluates every rule at `ts` and writes the results. Blocking (runs queries).
+    pub fn evaluate(&self, engine: &Engine, querier: &dyn MetricsQuerier, sink: &dyn SeriesSink, ts: i64) {
+        let started = std::time::Instant::now();
+        let mut written: HashSet<Labels> = HashSet::new();
+        for rule in &self.rules {
+            let rule_started = std::time::Instant::now();
+            let outcome = if rule.is_alerting() {
+                self.evaluate_alerting(rule, engine, ts)
+            } else {
+                self.evaluate_recording(rule, engine, ts)
+            };
+            let result = outcome.and_then(|batch| {
+                for series in &batch {
+                    if !series
+                        .samples
+                        .iter()
+                        .all(|(_, v)| v.to_bits() == STALE_NAN.to_bits())
+                    {
+                        written.insert(series.labels.clone());
+                    }
+                }
+                // Written before the next rule runs, so later rules of the group see it.
+                if batch.is_empty() {
+                    Ok(())
+                } else {
+                    sink.write(batch)
+                }
+            });
+            let mut health = rule.health.lock().unwrap_or_else(|poison| poison.into_inner());
+            health.last_evaluation_ms = Some(ts);
+            health.evaluation_seconds = rule_started.elapsed().as_secs_f64();
+            match result {
+                Ok(()) => {
+                    health.health = "ok";
+                    health.last_error.clear();
+                }
+                Err(err) => {
+                    tracing::warn!(group = %self.name, rule = %rule.name(), error = %err, "rule evaluation failed");
+                    health.health = "err";
+                    health.last_error = err;
+                }
+            }
+        }
+        // Series written last time and not now end with a stale marker.
+        let mut previous = self.previous.lock().unwrap_or_else(|poison| poison.into_inner());
+        let stale: Vec<SeriesSamples> = previous
+            .difference(&written)
+            .map(|labels| SeriesSamples {
+                labels: labels.clone(),
+                samples: vec![(ts, STALE_NAN)],
+            })
+            .collect();
+        if !stale.is_empty()
+            && let Err(err) = sink.write(stale)
+        {
+            tracing::warn!(group = %self.name, error = %err, "cannot write stale markers");
+        }
+        *previous = written;
+        drop(previous);
+        let mut restored = self.restored.lock().unwrap_or_else(|poison| poison.into_inner());
+        if !*restored {
+            *restored = true;
+            self.restore_for_state(querier, ts);
+        }
+        *self.last.lock().unwrap_or_else(|poison| poison.into_inner()) =
+            (Some(ts), started.elapsed().as_secs_f64());
+    }
+
+    fn evaluate_recording(
+        &self,
+        rule: &Rule,
+        engine: &Engine,
+        ts: i64,
+    ) -> Result<Vec<SeriesSamples>, String> {
+        let record = rule.config.record.as_deref().unwrap_or_default();
+        let samples = match engine
+            .instant(&rule.config.expr.0, ts)
+            .map_err(|err| err.to_string())?
+        {
+            Value::Scalar { v, .. } => vec![(Labels::default(), v)],
+            Value::Vector(samples) => samples
+                .into_iter()
+                .map(|sample| (sample.labels, sample.v))
+                .collect(),
+            _ => return Err("rule result is not a vector or scalar".to_owned()),
+        };
+        if self.limit > 0 && samples.len() > self.limit {
+            return Err(format!(
+                "exceeded limit of {} with {} series",
+                self.limit,
+                samples.len()
+            ));
+        }
+        let mut batch = Vec::with_capacity(samples.len());
+        let mut seen = HashSet::new();
+        for (labels, value) in samples {
+            let mut labels = labels
+                .with_label(METRIC_NAME_LABEL, record)
+                .map_err(|err| err.to_string())?;
+            for (name, value) in &rule.config.labels {
+                labels = labels.with_label(name, value).map_err(|err| err.to_string())?;
+            }
+            if !seen.insert(labels.clone()) {
+                return Err(
+                    "vector contains metrics with the same labelset after applying rule labels".to_owned(),
+                );
+            }
+            batch.push(SeriesSamples {
+                labels,
+                samples: vec![(ts, value)],
+            });
+        }
+        Ok(batch)
+    }
+
+    fn evaluate_alerting(&self, rule: &Rule, engine: &Engine, ts: i64) -> Result<Vec<SeriesSamples>, String> {
+        let name = rule.config.alert.as_deref().unwrap_or_default();
+        let hold = rule
+            .config
+            .for_duration
+            .map_or(0, |duration| duration.as_std().as_millis() as i64);
+        let keep_firing = rule
+            .config
+            .keep_firing_for
+            .map_or(0, |duration| duration.as_std().as_millis() as i64);
+        let evaluated = engine
+            .instant(&rule.config.expr.0, ts)
+            .map_err(|err| err.to_string());
+        let samples = match evaluated? {
+            Value::Vector(samples) => samples,
+            Value::Scalar { .. } | Value::String { .. } | Value::Matrix(_) => {
+                return Err("alerting rule expression must return an instant vector".to_owned());
+            }
+        };
+        let mut current: BTreeMap<Labels, (BTreeMap<String, String>, f64)> = BTreeMap::new();
+        for sample in samples {
+            let expression_labels = sample.labels.without_metric_name();
+            let label_map: BTreeMap<String, String> = expression_labels
+                .iter()
+                .map(|label| (label.name.clone(), label.value.clone()))
+                .collect();
+            let expand = |text: &str| {
+                obs_template::expand_alert_template(text, &label_map, &BTreeMap::new(), "", sample.v)
+                    .unwrap_or_else(|err| format!("<error expanding template: {err}>"))
+            };
+            let mut labels = expression_labels.clone();
+            for (label, text) in &rule.config.labels {
+                labels = labels
+                    .with_label(label, &expand(text))
+                    .map_err(|err| err.to_string())?;
+            }
+            labels = labels
+                .with_label("alertname", name)
+                .map_err(|err| err.to_string())?;
+            let annotations: BTreeMap<String, String> = rule
+                .config
+                .annotations
+                .iter()
+                .map(|(key, text)| (key.clone(), expand(text)))
+                .collect();
+            if current.insert(labels, (annotations, sample.v)).is_some() {
+                return Err(
+                    "vector contains metrics with the same labelset after applying alert labels".to_owned(),
+                );
+            }
+        }
+        if self.limit > 0 && current.len() > self.limit {
+            return Err(format!(
+                "exceeded limit of {} with {} alerts",
+                self.limit,
+                current.len()
+            ));
+        }
+        let mut alerts = rule.alerts.lock().unwrap_or_else(|poison| poison.into_inner());
+        for (labels, (annotations, value)) in &current {
+            match alerts.get_mut(labels) {
+                Some(alert) if alert.state != AlertState::Inactive => {
+                    alert.value = *value;
+                    alert.annotations = annotations.clone();
+                    alert.last_seen = ts;
+                }
+                _ => {
+                    alerts.insert(
+                        labels.clone(),
+                        Alert {
+                            labels: labels.clone(),
+                            annotations: annotations.clone(),
+                            state: AlertState::Pending,
+                            value: *value,
+                            active_at: ts,
+                            fired_at: None,
+                            resolved_at: None,
+                            last_seen: ts,
+                        },
+                    );
+                }
+            }
+        }
+        let mut gone = Vec::new();
+        for (labels, alert) in alerts.iter_mut() {
+            if current.contains_key(labels) {
+                if alert.state == AlertState::Pending && ts - alert.active_at >= hold {
+                    alert.state = AlertState::Firing;
+                    alert.fired_at = Some(ts);
+                }
+                continue;
+            }
+            match alert.state {
+                AlertState::Pending => gone.push(labels.clone()),
+                AlertState::Firing => {
+                    if keep_firing > 0 && ts - alert.last_seen < keep_firing {
+                        continue;
+                    }
+                    alert.state = AlertState::Inactive;
+                    alert.resolved_at = Some(ts);
+                }
+                AlertState::Inactive => {
+                    if alert
+                        .resolved_at
+                        .is_some_and(|resolved| ts - resolved > RESOLVED_RETENTION_MS)
+                    {
+                        gone.push(labels.clone());
+                    }
+                }
+            }
+        }
+        for labels in gone {
+            alerts.remove(&labels);
+        }
+        // ALERTS and ALERTS_FOR_STATE for every active alert.
+        let mut batch = Vec::new();
+        for alert in alerts
+            .values()
+            .filter(|alert| alert.state != AlertState::Inactive)
+        {
+            let alerts_labels = alert
+                .labels
+                .with_label(METRIC_NAME_LABEL, "ALERTS")
+                .and_then(|labels| labels.with_label("alertstate", alert.state.as_str()))
+                .map_err(|err| err.to_string())?;
+            batch.push(SeriesSamples {
+                labels: alerts_labels,
+                samples: vec![(ts, 1.0)],
+            });
+            let for_state = alert
+                .labels
+                .with_label(METRIC_NAME_LABEL, "ALERTS_FOR_STATE")
+                .map_err(|err| err.to_string())?;
+            batch.push(SeriesSamples {
+                labels: for_state,
+                samples: vec![(ts, (alert.active_at / 1000) as f64)],
+            });
+        }
+        Ok(batch)
+    }
+
+    /// After a restart, gives pending alerts back the time they had already been pending,
+    /// from `ALERTS_FOR_STATE` (Prometheus' `RestoreForState`).
+    fn restore_for_state(&self, querier: &dyn MetricsQuerier, ts: i64) {
+        for rule in self.rules.iter().filter(|rule| rule.is_alerting()) {
+            let hold = rule
+                .config
+                .for_duration
+                .map_or(0, |duration| duration.as_std().as_millis() as i64);
+            if hold < FOR_GRACE_PERIOD_MS {
+                continue;
+            }
+            let mut alerts = rule.alerts.lock().unwrap_or_else(|poison| poison.into_inner());
+            for alert in alerts
+                .values_mut()
+                .filter(|alert| alert.state == AlertState::Pending)
+            {
+                let matchers: Vec<Matcher> = alert
+                    .labels
+                    .iter()
+                    .map(|label| Matcher::equal(label.name.clone(), label.value.clone()))
+                    .chain(std::iter::once(Matcher::equal(
+                        METRIC_NAME_LABEL,
+                        "ALERTS_FOR_STATE",
+                    )))
+                    .collect();
+                let Ok(found) = querier.select(&matchers, ts - FOR_OUTAGE_TOLERANCE_MS, ts - 1) else {
+                    continue;
+                };
+                let Some(&(down_at, value)) = found
+                    .iter()
+                    .find(|series| series.labels.len() == alert.labels.len() + 1)
+                    .and_then(|series| series.samples.iter().rev().find(|(_, v)| !v.is_nan()))
+                else {
+                    continue;
+                };
+                let mut restored = (value as i64) * 1000;
+                let remaining = hold - (down_at - restored);
+                if remaining <= 0 {
+                    // It was firing when the appliance stopped; the next evaluation fires it.
+                } else if remaining < FOR_GRACE_PERIOD_MS {
+                    restored = ts + FOR_GRACE_PERIOD_MS - hold;
+                } else {
+                    restored += ts - down_at;
+                }
+                alert.active_at = restored;
+            }
+        }
+    }
+}
+
+/// The groups of every rule file, as the API shows them.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    /// Groups in file order.
+    pub groups: Vec<Arc<Group>>,
+}
+
+impl RuleSet {
+    /// Every active alert (pending or firing) of every group.
+    pub fn active_alerts(&self) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for group in &self.groups {
+            for rule in &group.rules {
+                let alerts = rule.alerts.lock().unwrap_or_else(|poison| poison.into_inner());
+                out.extend(
+                    alerts
+                        .values()
+                        .filter(|alert| alert.state != AlertState::Inactive)
+                        .cloned(),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// A key identifying a group across reloads: file and name.
+pub fn group_key(file: &str, name: &str) -> String {
+    format!("{file};{name}")
+}
+
+/// Carries alert state from an old group to its replacement with the same key and rules.
+pub fn carry_over(old: &Group, new: &Group) {
+    let old_rules: HashMap<(String, String), &Rule> = old
+        .rules
+        .iter()
+        .map(|rule| ((rule.name().to_owned(), rule.query.clone()), rule))
+        .collect();
+    for rule in &new.rules {
+        if let Some(previous) = old_rules.get(&(rule.name().to_owned(), rule.query.clone())) {
+            let alerts = previous
+                .alerts
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .clone();
+            *rule.alerts.lock().unwrap_or_else(|poison| poison.into_inner()) = alerts;
+        }
+    }
+    *new.previous.lock().unwrap_or_else(|poison| poison.into_inner()) = old
+        .previous
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .clone();
+    *new.restored.lock().unwrap_or_else(|poison| poison.into_inner()) = true;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use obs_core::series::{MetricMetadata, StorageError};
+
+    /// Series in memory: queried by the engine and written by the group.
+    #[derive(Default)]
+    struct Memory(Mutex<Vec<SeriesSamples>>);
+
+    impl Memory {
+        fn add(&self, labels: Labels, ts: i64, value: f64) {
+            let mut all = self.0.lock().unwrap();
+            match all.iter_mut().find(|series| series.labels == labels) {
+                Some(series) => {
+                    series.samples.retain(|(t, _)| *t != ts);
+                    series.samples.push((ts, value));
+                    series.samples.sort_by_key(|(t, _)| *t);
+                }
+                None => all.push(SeriesSamples {
+                    labels,
+                    samples: vec![(ts, value)],
+                }),
+            }
+        }
+    }
+
+    impl MetricsQuerier for Memory {
+        fn select(
+            &self,
+            matchers: &[Matcher],
+            mint: i64,
+            maxt: i64,
+        ) -> Result<Vec<SeriesSamples>, StorageError> {
+            let mut out: Vec<SeriesSamples> = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|series| matchers.iter().all(|m| m.matches_labels(&series.labels)))
+                .map(|series| SeriesSamples {
+                    labels: series.labels.clone(),
+                    samples: series
+                        .samples
+                        .iter()
+                        .copied()
+                        .filter(|(t, _)| *t >= mint && *t <= maxt)
+                        .collect(),
+                })
+                .filter(|series| !series.samples.is_empty())
+                .collect();
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Ok(out)
+        }
+        fn label_names(&self, _: &[Matcher], _: i64, _: i64) -> Result<Vec<String>, StorageError> {
+            Ok(vec![])
+        }
+        fn label_values(&self, _: &str, _: &[Matcher], _: i64, _: i64) -> Result<Vec<String>, StorageError> {
+            Ok(vec![])
+        }
+        fn metadata(&self, _: Option<&str>, _: Option<usize>) -> Vec<(String, Vec<MetricMetadata>)> {
+            vec![]
+        }
+    }
+
+    struct Sink<'a>(&'a Memory);
+
+    impl SeriesSink for Sink<'_> {
+        fn write(&self, batch: Vec<SeriesSamples>) -> Result<(), String> {
+            for series in batch {
+                for (ts, value) in series.samples {
+                    self.0.add(series.labels.clone(), ts, value);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn group(yaml: &str) -> Group {
+        let file: crate::file::RuleFile = serde_yaml::from_str(yaml).unwrap();
+        crate::file::validate(&file).unwrap();
+        Group::new(&file.groups[0], "test.yml", 1000)
+    }
+
+    fn load(memory: &Memory, ts: i64, value: f64) {
+        memory.add(
+            Labels::series([("__name__", "temp"), ("room", "a")]).unwrap(),
+            ts,
+            value,
+        );
+    }
+
+    fn state(group: &Group) -> Vec<(String, i64)> {
+        group.rules[0]
+            .alerts
+            .lock()
+            .unwrap()
+            .values()
+            .map(|alert| (alert.state.as_str().to_owned(), alert.active_at))
+            .collect()
+    }
+
+    #[test]
+    fn alerts_go_pending_firing_kept_and_resolved() {
+        let memory = Arc::new(Memory::default());
+        let querier: Arc<dyn MetricsQuerier> = Arc::clone(&memory) as Arc<dyn MetricsQuerier>;
+        let engine = Engine::new(Arc::clone(&querier), obs_promql::EngineOptions::default());
+        let group = group(
+            "groups: [{name: g, rules: [{alert: Hot, expr: 'temp > 20', for: 2s, keep_firing_for: 2s}]}]",
+        );
+        let sink = Sink(&memory);
+        let at = |seconds: i64| 1_000_000 + seconds * 1000;
+        for (second, value, expected) in [
+            (0, 25.0, vec![("pending", at(0))]),
+            (1, 25.0, vec![("pending", at(0))]),
+            (2, 25.0, vec![("firing", at(0))]),
+            // Cleared, but kept firing for 2 s after it was last seen (at 2 s).
+            (3, 10.0, vec![("firing", at(0))]),
+            (4, 10.0, vec![("inactive", at(0))]),
+            // Active again: a new alert, pending from now.
+            (5, 30.0, vec![("pending", at(5))]),
+        ] {
+            load(&memory, at(second), value);
+            group.evaluate(&engine, querier.as_ref(), &sink, at(second));
+            let expected: Vec<(String, i64)> = expected.into_iter().map(|(s, t)| (s.to_owned(), t)).collect();
+            assert_eq!(state(&group), expected, "at {second} s");
+        }
+        // ALERTS went stale when the alert resolved at 4 s, and came back pending at 5 s.
+        let alerts = memory
+            .select(&[Matcher::equal("__name__", "ALERTS")], 0, i64::MAX)
+            .unwrap();
+        let firing = alerts
+            .iter()
+            .find(|series| series.labels.get("alertstate") == Some("firing"))
+            .unwrap();
+        let last = firing.samples.last().unwrap();
+        assert_eq!(last.0, at(4));
+        assert_eq!(last.1.to_bits(), STALE_NAN.to_bits());
+    }
+
+    #[test]
+    fn pending_time_is_restored_after_a_restart() {
+        let memory = Arc::new(Memory::default());
+        let querier: Arc<dyn MetricsQuerier> = Arc::clone(&memory) as Arc<dyn MetricsQuerier>;
+        let engine = Engine::new(Arc::clone(&querier), obs_promql::EngineOptions::default());
+        let yaml = "groups: [{name: g, rules: [{alert: Hot, expr: 'temp > 20', for: 30m}]}]";
+        let sink = Sink(&memory);
+        let minute = 60_000;
+        let start = 100 * minute;
+        // Before the "restart": pending since `start`, last evaluated 20 minutes later.
+        let before = group(yaml);
+        for step in 0..=20 {
+            load(&memory, start + step * minute, 25.0);
+            before.evaluate(&engine, querier.as_ref(), &sink, start + step * minute);
+        }
+        // Down for 5 minutes, then a new group (fresh state) evaluates.
+        let after = group(yaml);
+        let now = start + 25 * minute;
+        load(&memory, now, 25.0);
+        after.evaluate(&engine, querier.as_ref(), &sink, now);
+        // 20 minutes were spent pending; 10 remain, which is not under the 10-minute grace
+        // period, so the downtime is added: active since start + 5 min.
+        assert_eq!(state(&after), vec![("pending".to_owned(), start + 5 * minute)]);
+    }
+
+    #[test]
+    fn recording_rules_write_series_and_refuse_duplicates() {
+        let memory = Arc::new(Memory::default());
+        let querier: Arc<dyn MetricsQuerier> = Arc::clone(&memory) as Arc<dyn MetricsQuerier>;
+        let engine = Engine::new(Arc::clone(&querier), obs_promql::EngineOptions::default());
+        load(&memory, 1000, 25.0);
+        memory.add(
+            Labels::series([("__name__", "humidity"), ("room", "a")]).unwrap(),
+            1000,
+            40.0,
+        );
+        let group = group(
+            "groups: [{name: g, labels: {src: rules}, rules: [{record: 'room:temp:x2', expr: 'temp * 2'}, {record: clash, expr: '{room=\"a\"}'}]}]",
+        );
+        group.evaluate(&engine, querier.as_ref(), &Sink(&memory), 1000);
+        let written = memory
+            .select(&[Matcher::equal("__name__", "room:temp:x2")], 0, i64::MAX)
+            .unwrap();
+        assert_eq!(
+            written[0].labels.to_string(),
+            r#"room:temp:x2{room="a", src="rules"}"#
+        );
+        assert_eq!(written[0].samples, vec![(1000, 50.0)]);
+        let health = group.rules[1].health.lock().unwrap().clone();
+        assert_eq!(health.health, "err");
+        assert!(
+            health.last_error.contains("same labelset"),
+            "{}",
+            health.last_error
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! Loads rule files and runs one evaluation loop per group; reload keeps the state of groups
+//! whose rules did not change.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use obs_core::series::{MetricsQuerier, SeriesSamples};
+use obs_core::time::TimestampMs;
+use obs_metrics::store::MetricsStore;
+use obs_promql::{Engine, EngineOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::file::{self, RuleFileError};
+use crate::group::{Group, RuleSet, SeriesSink, carry_over, group_key};
+
+/// Runs the rule groups.
+#[derive(Clone)]
+pub struct RuleManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RuleManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleManager").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Arc<MetricsStore>,
+    options: EngineOptions,
+    running: Mutex<Vec<(Arc<Group>, CancellationToken)>>,
+    shutdown: CancellationToken,
+}
+
+/// Writes rule results into the metrics store from a blocking thread.
+struct StoreSink {
+    store: Arc<MetricsStore>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl SeriesSink for StoreSink {
+    fn write(&self, batch: Vec<SeriesSamples>) -> Result<(), String> {
+        let outcome = self
+            .runtime
+            .block_on(self.store.append(batch, TimestampMs::now()))
+            .map_err(|err| err.to_string())?;
+        match outcome.rejected.first() {
+            Some(rejection) => Err(format!("the store refused a result: {rejection}")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads every rule file matching `patterns` (globs in the last path component, relative to
+/// `base_dir`) into groups.
+pub fn load_groups(
+    patterns: &[String],
+    base_dir: &Path,
+    default_interval_ms: i64,
+) -> Result<Vec<Group>, RuleFileError> {
+    let mut groups = Vec::new();
+    for pattern in patterns {
+        for path in expand(base_dir, pattern).map_err(|message| RuleFileError {
+            file: PathBuf::from(pattern),
+            message,
+        })? {
+            let rules = file::load(&path)?;
+            let label = path.display().to_string();
+            for group in &rules.groups {
+                groups.push(Group::new(group, &label, default_interval_ms));
+            }
+        }
+    }
+    Ok(groups)
+}
+
+fn expand(base_dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let full = if Path::new(pattern).is_absolute() {
+        PathBuf::from(pattern)
+    } else {
+        base_dir.join(pattern)
+    };
+    let Some(name) = full.file_name().and_then(|name| name.to_str()).map(str::to_owned) else {
+        return Ok(Vec::new());
+    };
+    if !name.contains(['*', '?']) {
+        return Ok(vec![full]);
+    }
+    let dir = full.parent().unwrap_or(Path::new(".")).to_owned();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(format!("cannot list {}: {err}", dir.display())),
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|file| glob_match(&name, file))
+        })
+        .map(|entry| entry.path())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+fn glob_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => {
+            pattern.len() == name.len() && pattern.chars().zip(name.chars()).all(|(p, n)| p == '?' || p == n)
+        }
+        Some((head, tail)) => {
+            name.len() >= head.len()
+                && glob_match(head, &name[..head.len()])
+                && (0..=name.len() - head.len()).any(|skip| glob_match(tail, &name[head.len() + skip..]))
+        }
+    }
+}
+
+impl RuleManager {
+    /// A manager evaluating over `store`.
+    pub fn new(store: Arc<MetricsStore>, options: EngineOptions) -> RuleManager {
+        RuleManager {
+            inner: Arc::new(Inner {
+                store,
+                options,
+                running: Mutex::new(Vec::new()),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Replaces the running groups; groups with the same file, name, interval and rules keep
+    /// their alerts.
+    pub fn apply(&self, groups: Vec<Group>) {
+        let mut running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let old: HashMap<String, Arc<Group>> = running
+            .iter()
+            .map(|(group, _)| (group_key(&group.file, &group.name), Arc::clone(group)))
+            .collect();
+        for (_, stop) in running.drain(..) {
+            stop.cancel();
+        }
+        for group in groups {
+            if let Some(previous) = old.get(&group_key(&group.file, &group.name)) {
+                carry_over(previous, &group);
+            }
+            let group = Arc::new(group);
+            let stop = self.inner.shutdown.child_token();
+            tokio::spawn(run_group(
+                Arc::clone(&group),
+                Arc::clone(&self.inner.store),
+                self.inner.options.clone(),
+                stop.clone(),
+            ));
+            running.push((group, stop));
+        }
+    }
+
+    /// The running groups.
+    pub fn rules(&self) -> RuleSet {
+        let running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        RuleSet {
+            groups: running.iter().map(|(group, _)| Arc::clone(group)).collect(),
+        }
+    }
+
+    /// Stops every loop.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+}
+
+/// Evaluates a group at the multiples of its interval shifted by a hash of its identity (as
+/// Prometheus spreads groups), until stopped.
+async fn run_group(
+    group: Arc<Group>,
+    store: Arc<MetricsStore>,
+    options: EngineOptions,
+    stop: CancellationToken,
+) {
+    use std::hash::BuildHasher;
+    let interval = group.interval_ms;
+    let offset = (foldhash::fast::FixedState::with_seed(7).hash_one(group_key(&group.file, &group.name))
+        % interval as u64) as i64;
+    let now = TimestampMs::now().0;
+    let mut next = now - now.rem_euclid(interval) + offset;
+    if next < now {
+        next += interval;
+    }
+    loop {
+        let wait = std::time::Duration::from_millis((next - TimestampMs::now().0).max(0) as u64);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        let ts = next;
+        let (group, store, options) = (Arc::clone(&group), Arc::clone(&store), options.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let evaluated = tokio::task::spawn_blocking(move || {
+            let querier: Arc<dyn MetricsQuerier> = Arc::clone(&store) as Arc<dyn MetricsQuerier>;
+            let engine = Engine::new(Arc::clone(&querier), options);
+            let sink = StoreSink { store, runtime };
+            group.evaluate(&engine, querier.as_ref(), &sink, ts);
+        })
+        .await;
+        if evaluated.is_err() {
+            tracing::error!("a rule group evaluation panicked");
+        }
+        next += interval;
+        let now = TimestampMs::now().0;
+        if next <= now {
+            // Missed evaluations are skipped, as in Prometheus.
+            next += ((now - next) / interval + 1) * interval;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match() {
+        assert!(glob_match("*.yml", "node.yml"));
+        assert!(glob_match("alerts-?.yaml", "alerts-a.yaml"));
+        assert!(!glob_match("*.yml", "node.yaml"));
+    }
+}
