@@ -26,6 +26,7 @@
 
 pub mod disk;
 pub mod error;
+pub mod files;
 pub mod limits;
 pub mod partition;
 pub mod selfmetrics;

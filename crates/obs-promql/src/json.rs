@@ -20,20 +20,26 @@ pub fn format_value(v: f64) -> String {
     }
     let abs = v.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        // Rust writes `1.5e-7`; Go writes `1.5e-07`.
-        let text = format!("{v:e}");
-        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-        let (sign, digits) = match exponent.strip_prefix('-') {
-            Some(digits) => ('-', digits),
-            None => ('+', exponent),
-        };
-        let padding = if digits.len() < 2 { "0" } else { "" };
-        return format!("{mantissa}e{sign}{padding}{digits}");
+        return format_exponent(v);
     }
     if v == 0.0 && v.is_sign_negative() {
         return "-0".to_owned();
     }
     format!("{v}")
+}
+
+/// A finite float in Go's `strconv.FormatFloat(v, 'e', -1, 64)` form: shortest digits, an
+/// exponent with a sign and at least two digits (`1.5e-07`, `1e+21`, `0e+00`). Rust writes
+/// `1.5e-7`.
+pub fn format_exponent(v: f64) -> String {
+    let text = format!("{v:e}");
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+    let (sign, digits) = match exponent.strip_prefix('-') {
+        Some(digits) => ('-', digits),
+        None => ('+', exponent),
+    };
+    let padding = if digits.len() < 2 { "0" } else { "" };
+    format!("{mantissa}e{sign}{padding}{digits}")
 }
 
 /// A millisecond timestamp as Prometheus writes it: seconds, and the milliseconds as three

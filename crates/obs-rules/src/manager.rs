@@ -61,10 +61,11 @@ pub fn load_groups(
 ) -> Result<Vec<Group>, RuleFileError> {
     let mut groups = Vec::new();
     for pattern in patterns {
-        for path in expand(base_dir, pattern).map_err(|message| RuleFileError {
+        let paths = obs_core::files::expand_glob(base_dir, pattern).map_err(|err| RuleFileError {
             file: PathBuf::from(pattern),
-            message,
-        })? {
+            message: format!("cannot list the files of {pattern}: {err}"),
+        })?;
+        for path in paths {
             let rules = file::load(&path)?;
             let label = path.display().to_string();
             for group in &rules.groups {
@@ -73,51 +74,6 @@ pub fn load_groups(
         }
     }
     Ok(groups)
-}
-
-fn expand(base_dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
-    let full = if Path::new(pattern).is_absolute() {
-        PathBuf::from(pattern)
-    } else {
-        base_dir.join(pattern)
-    };
-    let Some(name) = full.file_name().and_then(|name| name.to_str()).map(str::to_owned) else {
-        return Ok(Vec::new());
-    };
-    if !name.contains(['*', '?']) {
-        return Ok(vec![full]);
-    }
-    let dir = full.parent().unwrap_or(Path::new(".")).to_owned();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(format!("cannot list {}: {err}", dir.display())),
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|file| glob_match(&name, file))
-        })
-        .map(|entry| entry.path())
-        .collect();
-    found.sort();
-    Ok(found)
-}
-
-fn glob_match(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => {
-            pattern.len() == name.len() && pattern.chars().zip(name.chars()).all(|(p, n)| p == '?' || p == n)
-        }
-        Some((head, tail)) => {
-            name.len() >= head.len()
-                && glob_match(head, &name[..head.len()])
-                && (0..=name.len() - head.len()).any(|skip| glob_match(tail, &name[head.len() + skip..]))
-        }
-    }
 }
 
 impl RuleManager {
@@ -224,17 +180,5 @@ async fn run_group(
             // Missed evaluations are skipped, as in Prometheus.
             next += ((now - next) / interval + 1) * interval;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match() {
-        assert!(glob_match("*.yml", "node.yml"));
-        assert!(glob_match("alerts-?.yaml", "alerts-a.yaml"));
-        assert!(!glob_match("*.yml", "node.yaml"));
     }
 }

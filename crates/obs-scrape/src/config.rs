@@ -485,69 +485,13 @@ pub fn read_prometheus_file(path: &Path) -> Result<PrometheusFile, ConfigError> 
     })
 }
 
-/// Files matching a glob (`*` and `?` in the last path component only, as Prometheus' file
-/// lists are written), sorted. A pattern without wildcards names one file, which must exist.
+/// Files matching a glob (`*` and `?` in the last path component, as Prometheus' file lists
+/// are written), sorted; see [`obs_core::files::expand_glob`].
 pub fn expand_glob(base_dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, ConfigError> {
-    let full = if Path::new(pattern).is_absolute() {
-        PathBuf::from(pattern)
-    } else {
-        base_dir.join(pattern)
-    };
-    let Some(file_pattern) = full.file_name().and_then(|name| name.to_str()).map(str::to_owned) else {
-        return Ok(Vec::new());
-    };
-    if !file_pattern.contains(['*', '?']) {
-        return Ok(vec![full]);
-    }
-    let dir = full.parent().unwrap_or(Path::new(".")).to_owned();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => {
-            return Err(ConfigError::Read {
-                path: dir,
-                message: err.to_string(),
-            });
-        }
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| wildcard_match(&file_pattern, name))
-        })
-        .map(|entry| entry.path())
-        .collect();
-    found.sort();
-    Ok(found)
-}
-
-/// `*` and `?` matching.
-fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(star_at) = star {
-            pi = star_at + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
+    obs_core::files::expand_glob(base_dir, pattern).map_err(|err| ConfigError::Read {
+        path: base_dir.join(pattern),
+        message: err.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -655,13 +599,5 @@ scrape_configs:
         let dir = std::env::temp_dir().join(format!("obs-scrape-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
-    }
-
-    #[test]
-    fn wildcards_match_like_globs() {
-        assert!(wildcard_match("*.json", "targets.json"));
-        assert!(wildcard_match("t?rgets-*.yml", "targets-a.yml"));
-        assert!(!wildcard_match("*.json", "targets.yml"));
-        assert!(wildcard_match("*", ""));
     }
 }

@@ -451,6 +451,43 @@ pub(crate) async fn series(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// What a label listing reads: every label name, or the values of one label.
+#[derive(Clone)]
+enum Listing {
+    Names,
+    Values(String),
+}
+
+/// `/api/v1/labels` and `/api/v1/label/<name>/values`: the union over the `match[]` sets (all
+/// series without one), sorted, unique, cut at `limit`.
+async fn list_labels(state: &AppState, listing: Listing, params: &Params) -> Result<Response, ApiError> {
+    let sets = match_sets(params)?;
+    let (start, end) = metadata_range(params)?;
+    let limit = limit_param(params)?;
+    let store = store(state)?;
+    let mut found = run_query(state, QueryControl::default(), move |_| {
+        let read = |matchers: &[Matcher]| match &listing {
+            Listing::Names => store.label_names(matchers, start, end),
+            Listing::Values(name) => store.label_values(name, matchers, start, end),
+        };
+        let mut found: Vec<String> = Vec::new();
+        if sets.is_empty() {
+            found = read(&[])?;
+        }
+        for matchers in &sets {
+            found.extend(read(matchers)?);
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    })
+    .await?;
+    if let Some(limit) = limit {
+        found.truncate(limit);
+    }
+    Ok(success(found))
+}
+
 pub(crate) async fn label_names(
     State(state): State<AppState>,
     method: Method,
@@ -458,31 +495,10 @@ pub(crate) async fn label_names(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = async {
-        let params = Params::parse(&method, &uri, &headers, &body)?;
-        let sets = match_sets(&params)?;
-        let (start, end) = metadata_range(&params)?;
-        let limit = limit_param(&params)?;
-        let store = store(&state)?;
-        let mut names = run_query(&state, QueryControl::default(), move |_| {
-            let mut names: Vec<String> = Vec::new();
-            if sets.is_empty() {
-                names = store.label_names(&[], start, end)?;
-            }
-            for matchers in &sets {
-                names.extend(store.label_names(matchers, start, end)?);
-            }
-            names.sort();
-            names.dedup();
-            Ok(names)
-        })
-        .await?;
-        if let Some(limit) = limit {
-            names.truncate(limit);
-        }
-        Ok::<_, ApiError>(success(names))
-    }
-    .await;
+    let result = match Params::parse(&method, &uri, &headers, &body) {
+        Ok(params) => list_labels(&state, Listing::Names, &params).await,
+        Err(err) => Err(err),
+    };
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -494,34 +510,13 @@ pub(crate) async fn label_values(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = async {
-        if !obs_core::series::is_valid_label_name(&name) {
-            return Err(bad_data(format!("invalid label name: {name:?}")));
-        }
-        let params = Params::parse(&method, &uri, &headers, &body)?;
-        let sets = match_sets(&params)?;
-        let (start, end) = metadata_range(&params)?;
-        let limit = limit_param(&params)?;
-        let store = store(&state)?;
-        let mut values = run_query(&state, QueryControl::default(), move |_| {
-            let mut values: Vec<String> = Vec::new();
-            if sets.is_empty() {
-                values = store.label_values(&name, &[], start, end)?;
-            }
-            for matchers in &sets {
-                values.extend(store.label_values(&name, matchers, start, end)?);
-            }
-            values.sort();
-            values.dedup();
-            Ok(values)
-        })
-        .await?;
-        if let Some(limit) = limit {
-            values.truncate(limit);
-        }
-        Ok::<_, ApiError>(success(values))
+    if !obs_core::series::is_valid_label_name(&name) {
+        return bad_data(format!("invalid label name: {name:?}")).into_response();
     }
-    .await;
+    let result = match Params::parse(&method, &uri, &headers, &body) {
+        Ok(params) => list_labels(&state, Listing::Values(name), &params).await,
+        Err(err) => Err(err),
+    };
     result.unwrap_or_else(IntoResponse::into_response)
 }
 

@@ -37,14 +37,7 @@ fn format_e(value: f64) -> String {
     if value.is_infinite() {
         return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
     }
-    let text = format!("{value:e}");
-    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-    let (sign, digits) = match exponent.strip_prefix('-') {
-        Some(digits) => ('-', digits),
-        None => ('+', exponent),
-    };
-    let padding = if digits.len() < 2 { "0" } else { "" };
-    format!("{mantissa}e{sign}{padding}{digits}")
+    obs_promql::json::format_exponent(value)
 }
 
 fn alert_json(alert: &Alert) -> AlertJson {
