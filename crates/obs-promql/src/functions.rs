@@ -1,15 +1,14 @@
 //! PromQL functions and aggregations, with the float semantics of Prometheus 2.42
 //! (`promql/functions.go`, `promql/engine.go` `aggregation`, `promql/quantile.go`).
 
-use std::collections::HashMap;
-
 use obs_core::series::{Labels, METRIC_NAME_LABEL};
 use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Call, Expr, LabelModifier};
 
-use crate::eval::{Evaluator, Param, RangeArg, Val, absent_labels, unwrap_parens};
-use crate::{QueryError, Sample};
+use crate::QueryError;
+use crate::eval::{EvalSample, Evaluator, Param, Val, absent_labels, unwrap_parens};
+use crate::labelset::{FastMap, FastSet, LabelMemo, SharedLabels};
 
 /// The static type of an expression, as Prometheus names it in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,10 +157,10 @@ fn arg(call: &Call, index: usize) -> Result<&Expr, QueryError> {
 }
 
 /// Applies `f` to every sample's value, dropping the metric name.
-fn map_values(samples: Vec<Sample>, f: impl Fn(f64) -> f64) -> Vec<Sample> {
+fn map_values(samples: Vec<EvalSample>, f: impl Fn(f64) -> f64) -> Vec<EvalSample> {
     samples
         .into_iter()
-        .map(|sample| Sample {
+        .map(|sample| EvalSample {
             labels: sample.labels.without_metric_name(),
             t: sample.t,
             v: f(sample.v),
@@ -170,11 +169,12 @@ fn map_values(samples: Vec<Sample>, f: impl Fn(f64) -> f64) -> Vec<Sample> {
 }
 
 /// Refuses a vector with two samples of the same label set.
-pub(crate) fn check_unique(samples: &[Sample]) -> Result<(), QueryError> {
+pub(crate) fn check_unique(samples: &[EvalSample]) -> Result<(), QueryError> {
     if samples.len() < 2 {
         return Ok(());
     }
-    let mut seen = std::collections::HashSet::with_capacity(samples.len());
+    let mut seen = FastSet::default();
+    seen.reserve(samples.len());
     for sample in samples {
         if !seen.insert(&sample.labels) {
             return Err(QueryError::Execution(
@@ -194,8 +194,8 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Val, Query
         "time" => return Ok(Val::Scalar(t as f64 / 1000.0)),
         "pi" => return Ok(Val::Scalar(std::f64::consts::PI)),
         "vector" => {
-            return Ok(Val::Vector(vec![Sample {
-                labels: Labels::default(),
+            return Ok(Val::Vector(vec![EvalSample {
+                labels: SharedLabels::empty(),
                 t,
                 v: scalar(0)?,
             }]));
@@ -269,7 +269,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Val, Query
             };
             samples
                 .into_iter()
-                .map(|sample| Sample {
+                .map(|sample| EvalSample {
                     labels: sample.labels.without_metric_name(),
                     t,
                     v: sample.t as f64 / 1000.0,
@@ -279,8 +279,8 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Val, Query
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month"
         | "year" => {
             let samples = if call.args.args.is_empty() {
-                vec![Sample {
-                    labels: Labels::default(),
+                vec![EvalSample {
+                    labels: SharedLabels::empty(),
                     t,
                     v: t as f64 / 1000.0,
                 }]
@@ -303,7 +303,11 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Val, Query
                     Expr::VectorSelector(selector) => absent_labels(selector),
                     _ => Labels::default(),
                 };
-                vec![Sample { labels, t, v: 1.0 }]
+                vec![EvalSample {
+                    labels: SharedLabels::new(labels),
+                    t,
+                    v: 1.0,
+                }]
             } else {
                 Vec::new()
             }
@@ -356,7 +360,7 @@ fn go_float_order(a: &f64, b: &f64) -> std::cmp::Ordering {
 }
 
 /// Prometheus' `sort` / `sort_desc`: NaN last in both.
-fn sort_samples(samples: &mut [Sample], descending: bool) {
+fn sort_samples(samples: &mut [EvalSample], descending: bool) {
     samples.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
         (true, false) => std::cmp::Ordering::Greater,
@@ -478,7 +482,7 @@ impl GoDate {
     }
 }
 
-fn label_replace(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>, QueryError> {
+fn label_replace(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<EvalSample>, QueryError> {
     let samples = ev.eval_vector(arg(call, 0)?, t)?;
     let destination = ev.eval_string(arg(call, 1)?, t)?;
     let replacement = ev.eval_string(arg(call, 2)?, t)?;
@@ -501,14 +505,16 @@ fn label_replace(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>,
             Some(captures) => {
                 let mut expanded = String::new();
                 captures.expand(&replacement, &mut expanded);
-                sample
-                    .labels
-                    .with_label(&destination, &expanded)
-                    .map_err(|err| QueryError::Execution(err.to_string()))?
+                SharedLabels::new(
+                    sample
+                        .labels
+                        .with_label(&destination, &expanded)
+                        .map_err(|err| QueryError::Execution(err.to_string()))?,
+                )
             }
             None => sample.labels,
         };
-        out.push(Sample {
+        out.push(EvalSample {
             labels,
             t: sample.t,
             v: sample.v,
@@ -517,7 +523,7 @@ fn label_replace(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>,
     Ok(out)
 }
 
-fn label_join(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>, QueryError> {
+fn label_join(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<EvalSample>, QueryError> {
     let samples = ev.eval_vector(arg(call, 0)?, t)?;
     let destination = ev.eval_string(arg(call, 1)?, t)?;
     let separator = ev.eval_string(arg(call, 2)?, t)?;
@@ -547,8 +553,8 @@ fn label_join(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>, Qu
             .labels
             .with_label(&destination, &joined)
             .map_err(|err| QueryError::Execution(err.to_string()))?;
-        out.push(Sample {
-            labels,
+        out.push(EvalSample {
+            labels: SharedLabels::new(labels),
             t: sample.t,
             v: sample.v,
         });
@@ -556,27 +562,174 @@ fn label_join(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>, Qu
     Ok(out)
 }
 
+/// A function over a range vector, resolved from its name once per call rather than once per
+/// series and step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeFunction {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    HoltWinters,
+    Changes,
+    Resets,
+    AvgOverTime,
+    SumOverTime,
+    CountOverTime,
+    MinOverTime,
+    MaxOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    QuantileOverTime,
+    PresentOverTime,
+    LastOverTime,
+}
+
+impl RangeFunction {
+    pub(crate) fn of(name: &str) -> Option<RangeFunction> {
+        Some(match name {
+            "rate" => RangeFunction::Rate,
+            "increase" => RangeFunction::Increase,
+            "delta" => RangeFunction::Delta,
+            "irate" => RangeFunction::Irate,
+            "idelta" => RangeFunction::Idelta,
+            "deriv" => RangeFunction::Deriv,
+            "predict_linear" => RangeFunction::PredictLinear,
+            "double_exponential_smoothing" => RangeFunction::HoltWinters,
+            "changes" => RangeFunction::Changes,
+            "resets" => RangeFunction::Resets,
+            "avg_over_time" => RangeFunction::AvgOverTime,
+            "sum_over_time" => RangeFunction::SumOverTime,
+            "count_over_time" => RangeFunction::CountOverTime,
+            "min_over_time" => RangeFunction::MinOverTime,
+            "max_over_time" => RangeFunction::MaxOverTime,
+            "stddev_over_time" => RangeFunction::StddevOverTime,
+            "stdvar_over_time" => RangeFunction::StdvarOverTime,
+            "quantile_over_time" => RangeFunction::QuantileOverTime,
+            "present_over_time" => RangeFunction::PresentOverTime,
+            "last_over_time" => RangeFunction::LastOverTime,
+            _ => return None,
+        })
+    }
+
+    /// Whether the function takes scalar arguments besides its range vector.
+    pub(crate) fn has_parameters(self) -> bool {
+        matches!(
+            self,
+            RangeFunction::PredictLinear | RangeFunction::HoltWinters | RangeFunction::QuantileOverTime
+        )
+    }
+
+    /// Whether the output keeps the metric name (only `last_over_time` does).
+    pub(crate) fn keeps_metric_name(self) -> bool {
+        self == RangeFunction::LastOverTime
+    }
+}
+
+/// The end of a range function's window (evaluation time minus offset, or the `@` time) and
+/// its length, for extrapolation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowBounds {
+    pub(crate) end: i64,
+    pub(crate) range_ms: i64,
+}
+
+/// The scalar arguments of a range function, evaluated once per step.
+#[derive(Debug, Default)]
+pub(crate) struct RangeParams {
+    quantile: f64,
+    smoothing: f64,
+    trend: f64,
+    horizon: f64,
+}
+
+/// A range function's value over one series' window (`None`: no output sample). `scratch` is
+/// a reusable buffer.
+pub(crate) fn range_value(
+    function: RangeFunction,
+    bounds: WindowBounds,
+    points: &[(i64, f64)],
+    t: i64,
+    params: &RangeParams,
+    scratch: &mut Vec<f64>,
+) -> Option<f64> {
+    match function {
+        RangeFunction::Rate => extrapolated_rate(bounds, points, true, true),
+        RangeFunction::Increase => extrapolated_rate(bounds, points, true, false),
+        RangeFunction::Delta => extrapolated_rate(bounds, points, false, false),
+        RangeFunction::Irate => instant_delta(points, true),
+        RangeFunction::Idelta => instant_delta(points, false),
+        RangeFunction::Deriv => {
+            if points.len() < 2 {
+                None
+            } else {
+                Some(linear_regression(points, points[0].0).0)
+            }
+        }
+        RangeFunction::PredictLinear => {
+            if points.len() < 2 {
+                None
+            } else {
+                let (slope, intercept) = linear_regression(points, t);
+                Some(intercept + slope * params.horizon)
+            }
+        }
+        RangeFunction::HoltWinters => holt_winters(points, params.smoothing, params.trend),
+        RangeFunction::Changes => Some(changes(points)),
+        RangeFunction::Resets => Some(resets(points)),
+        RangeFunction::AvgOverTime => Some(avg(points.iter().map(|p| p.1))),
+        RangeFunction::SumOverTime => Some(points.iter().map(|p| p.1).sum()),
+        RangeFunction::CountOverTime => Some(points.len() as f64),
+        RangeFunction::MinOverTime => Some(fold_min_max(points, false)),
+        RangeFunction::MaxOverTime => Some(fold_min_max(points, true)),
+        RangeFunction::StddevOverTime => Some(stdvar_over_time(points).sqrt()),
+        RangeFunction::StdvarOverTime => Some(stdvar_over_time(points)),
+        RangeFunction::QuantileOverTime => {
+            scratch.clear();
+            scratch.extend(points.iter().map(|p| p.1));
+            Some(quantile_of(params.quantile, scratch))
+        }
+        RangeFunction::PresentOverTime => Some(1.0),
+        RangeFunction::LastOverTime => points.last().map(|last| last.1),
+    }
+}
+
 /// Functions over a range vector: one output sample per input series.
-fn range_function(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>, QueryError> {
+fn range_function(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<EvalSample>, QueryError> {
     let name = call.func.name;
+    // At the steps of a range query, a function of a matrix selector alone is evaluated for
+    // blocks of steps at once, series by series.
+    if let (Some(function), [only]) = (RangeFunction::of(name), call.args.args.as_slice())
+        && !function.has_parameters()
+        && ev.at_range_query_step()
+        && let Expr::MatrixSelector(matrix) = unwrap_parens(only)
+    {
+        return ev.blocked_range_function(call, matrix, function, t);
+    }
     // The range argument's position: quantile_over_time takes the quantile first.
     let range_index = usize::from(name == "quantile_over_time");
     let range = ev.range_arg(arg(call, range_index)?, t)?;
     let extra = |index| ev.eval_scalar(arg(call, index)?, t);
     if name == "absent_over_time" {
-        if range.series.is_empty() {
+        if range.is_empty() {
             let labels = range.absent_labels.clone().unwrap_or_default();
-            return Ok(vec![Sample { labels, t, v: 1.0 }]);
+            return Ok(vec![EvalSample {
+                labels: SharedLabels::new(labels),
+                t,
+                v: 1.0,
+            }]);
         }
         return Ok(Vec::new());
     }
-    let mut out = Vec::with_capacity(range.series.len());
     let quantile = if name == "quantile_over_time" {
         extra(0)?
     } else {
         0.0
     };
-    let (smoothing, trend) = if name == "double_exponential_smoothing" && !range.series.is_empty() {
+    let (smoothing, trend) = if name == "double_exponential_smoothing" && !range.is_empty() {
         // Prometheus checks the factors only when there is a series to smooth.
         let (sf, tf) = (extra(1)?, extra(2)?);
         if sf <= 0.0 || sf >= 1.0 {
@@ -594,72 +747,47 @@ fn range_function(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Vec<Sample>
         (0.0, 0.0)
     };
     let horizon = if name == "predict_linear" { extra(1)? } else { 0.0 };
-    for series in range.series.iter() {
-        let points = &series.points;
-        let value = match name {
-            "rate" => extrapolated_rate(&range, points, true, true),
-            "increase" => extrapolated_rate(&range, points, true, false),
-            "delta" => extrapolated_rate(&range, points, false, false),
-            "irate" => instant_delta(points, true),
-            "idelta" => instant_delta(points, false),
-            "deriv" => {
-                if points.len() < 2 {
-                    None
+    let Some(function) = RangeFunction::of(name) else {
+        // Unreachable for the functions `validate` lets through; refused, as before, only
+        // when there is a series to apply it to.
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Err(QueryError::Execution(format!("unsupported function {name}")));
+    };
+    let params = RangeParams {
+        quantile,
+        smoothing,
+        trend,
+        horizon,
+    };
+    let keeps_name = function.keeps_metric_name();
+    let bounds = range.bounds();
+    let mut out = Vec::with_capacity(range.series_count());
+    let mut scratch: Vec<f64> = Vec::new();
+    range.for_each_window(|labels, points| {
+        if let Some(v) = range_value(function, bounds, points, t, &params, &mut scratch) {
+            out.push(EvalSample {
+                labels: if keeps_name {
+                    labels.clone()
                 } else {
-                    Some(linear_regression(points, points[0].0).0)
-                }
-            }
-            "predict_linear" => {
-                if points.len() < 2 {
-                    None
-                } else {
-                    let (slope, intercept) = linear_regression(points, t);
-                    Some(intercept + slope * horizon)
-                }
-            }
-            "double_exponential_smoothing" => holt_winters(points, smoothing, trend),
-            "changes" => Some(changes(points)),
-            "resets" => Some(resets(points)),
-            "avg_over_time" => Some(avg(points.iter().map(|p| p.1))),
-            "sum_over_time" => Some(points.iter().map(|p| p.1).sum()),
-            "count_over_time" => Some(points.len() as f64),
-            "min_over_time" => Some(fold_min_max(points, false)),
-            "max_over_time" => Some(fold_min_max(points, true)),
-            "stddev_over_time" => Some(stdvar_over_time(points).sqrt()),
-            "stdvar_over_time" => Some(stdvar_over_time(points)),
-            "quantile_over_time" => {
-                let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
-                Some(quantile_of(quantile, &mut values))
-            }
-            "present_over_time" => Some(1.0),
-            "last_over_time" => {
-                // Keeps the metric name, unlike the other *_over_time functions.
-                if let Some(last) = points.last() {
-                    out.push(Sample {
-                        labels: series.labels.clone(),
-                        t,
-                        v: last.1,
-                    });
-                }
-                continue;
-            }
-            other => return Err(QueryError::Execution(format!("unsupported function {other}"))),
-        };
-        if let Some(v) = value {
-            out.push(Sample {
-                labels: series.labels.without_metric_name(),
+                    labels.without_metric_name()
+                },
                 t,
                 v,
             });
         }
+    });
+    // Series of one selector that stay distinct without their names cannot collide.
+    if keeps_name || !range.unique_without_name() {
+        check_unique(&out)?;
     }
-    check_unique(&out)?;
     Ok(out)
 }
 
 /// Prometheus' `extrapolatedRate` (rate, increase, delta).
 fn extrapolated_rate(
-    range: &RangeArg,
+    bounds: WindowBounds,
     points: &[(i64, f64)],
     counter: bool,
     per_second: bool,
@@ -667,8 +795,8 @@ fn extrapolated_rate(
     if points.len() < 2 {
         return None;
     }
-    let range_start = range.range_end - range.range_ms;
-    let range_end = range.range_end;
+    let range_start = bounds.end - bounds.range_ms;
+    let range_end = bounds.end;
     let (first_t, first_v) = points[0];
     let (last_t, last_v) = points[points.len() - 1];
     let mut result = last_v - first_v;
@@ -705,7 +833,7 @@ fn extrapolated_rate(
     };
     result *= extrapolate_to / sampled_interval;
     if per_second {
-        result /= range.range_ms as f64 / 1000.0;
+        result /= bounds.range_ms as f64 / 1000.0;
     }
     Some(result)
 }
@@ -872,9 +1000,9 @@ fn quantile_of(q: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
-fn histogram_quantile(q: f64, samples: Vec<Sample>, t: i64) -> Result<Vec<Sample>, QueryError> {
-    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+fn histogram_quantile(q: f64, samples: Vec<EvalSample>, t: i64) -> Result<Vec<EvalSample>, QueryError> {
+    let mut groups: Vec<(SharedLabels, Vec<(f64, f64)>)> = Vec::new();
+    let mut index: FastMap<Labels, usize> = FastMap::default();
     for sample in samples {
         let Some(bound) = sample.labels.get("le").and_then(parse_go_float) else {
             continue;
@@ -883,7 +1011,7 @@ fn histogram_quantile(q: f64, samples: Vec<Sample>, t: i64) -> Result<Vec<Sample
         let position = match index.get(&key) {
             Some(&position) => position,
             None => {
-                let labels = key.without_metric_name();
+                let labels = SharedLabels::new(key.without_metric_name());
                 index.insert(key, groups.len());
                 groups.push((labels, Vec::new()));
                 groups.len() - 1
@@ -891,10 +1019,10 @@ fn histogram_quantile(q: f64, samples: Vec<Sample>, t: i64) -> Result<Vec<Sample
         };
         groups[position].1.push((bound, sample.v));
     }
-    let out: Vec<Sample> = groups
+    let out: Vec<EvalSample> = groups
         .into_iter()
         .filter(|(_, buckets)| !buckets.is_empty())
-        .map(|(labels, mut buckets)| Sample {
+        .map(|(labels, mut buckets)| EvalSample {
             labels,
             t,
             v: bucket_quantile(q, &mut buckets),
@@ -974,22 +1102,107 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
 
 /// One group of an aggregation.
 struct Group {
-    labels: Labels,
+    labels: SharedLabels,
     value: f64,
     mean: f64,
     count: f64,
+    /// The values, for `quantile` only.
     values: Vec<f64>,
-    heap: Vec<Sample>,
+    heap: Vec<EvalSample>,
 }
 
-/// Evaluates an aggregation over `samples` at `t`.
+/// How an aggregation node's input samples fall into groups, kept from step to step.
+#[derive(Default)]
+pub(crate) struct GroupingMemo {
+    /// Each input label set's group labels.
+    group_labels: LabelMemo,
+    /// The last grouped step's input label sets in order, each one's group position (groups
+    /// numbered in order of first appearance), and each group's labels. A step whose inputs
+    /// are the same label sets in the same order (a selector's series at consecutive steps
+    /// usually are) reuses them without hashing anything.
+    inputs: Vec<SharedLabels>,
+    positions: Vec<usize>,
+    groups: Vec<SharedLabels>,
+}
+
+impl GroupingMemo {
+    /// Each sample's group position, and each group's labels.
+    fn assign(
+        &mut self,
+        samples: &[EvalSample],
+        modifier: &Option<LabelModifier>,
+    ) -> (&[usize], &[SharedLabels]) {
+        let unchanged = self.inputs.len() == samples.len()
+            && samples
+                .iter()
+                .zip(&self.inputs)
+                .all(|(sample, previous)| sample.labels.same_set(previous));
+        if !unchanged {
+            self.inputs.clear();
+            self.positions.clear();
+            self.groups.clear();
+            let mut index: FastMap<SharedLabels, usize> = FastMap::default();
+            for sample in samples {
+                let key = self
+                    .group_labels
+                    .get_or_derive(&sample.labels, |labels| grouping_labels(labels, modifier));
+                let position = match index.get(&key) {
+                    Some(&position) => position,
+                    None => {
+                        index.insert(key.clone(), self.groups.len());
+                        self.groups.push(key);
+                        self.groups.len() - 1
+                    }
+                };
+                self.inputs.push(sample.labels.clone());
+                self.positions.push(position);
+            }
+        }
+        (&self.positions, &self.groups)
+    }
+}
+
+/// `count_values`' groups: the grouping labels plus the value's label, so they depend on the
+/// step's values and are not kept.
+fn count_values_groups(
+    samples: &[EvalSample],
+    modifier: &Option<LabelModifier>,
+    value_label: &str,
+    group_labels: &mut LabelMemo,
+) -> Result<(Vec<usize>, Vec<SharedLabels>), QueryError> {
+    let mut index: FastMap<SharedLabels, usize> = FastMap::default();
+    let mut positions = Vec::with_capacity(samples.len());
+    let mut groups = Vec::new();
+    for sample in samples {
+        let grouping = group_labels.get_or_derive(&sample.labels, |labels| grouping_labels(labels, modifier));
+        let key = SharedLabels::new(
+            grouping
+                .with_label(value_label, &format_count_value(sample.v))
+                .map_err(|err| QueryError::Execution(err.to_string()))?,
+        );
+        let position = match index.get(&key) {
+            Some(&position) => position,
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push(key);
+                groups.len() - 1
+            }
+        };
+        positions.push(position);
+    }
+    Ok((positions, groups))
+}
+
+/// Evaluates an aggregation over `samples` at `t`. `grouping` keeps the node's grouping across
+/// the steps of the query.
 pub(crate) fn aggregate(
     op: TokenId,
     modifier: &Option<LabelModifier>,
     param: Param,
-    samples: Vec<Sample>,
+    samples: Vec<EvalSample>,
     t: i64,
-) -> Result<Vec<Sample>, QueryError> {
+    grouping: &mut GroupingMemo,
+) -> Result<Vec<EvalSample>, QueryError> {
     let mut k = 0usize;
     let mut q = 0.0;
     let mut value_label = String::new();
@@ -1013,29 +1226,36 @@ pub(crate) fn aggregate(
         }
         _ => {}
     }
-    let mut groups: Vec<Group> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    for sample in samples {
-        let mut key = grouping_labels(&sample.labels, modifier);
-        if op == token::T_COUNT_VALUES {
-            key = key
-                .with_label(&value_label, &format_count_value(sample.v))
-                .map_err(|err| QueryError::Execution(err.to_string()))?;
-        }
-        let Some(&position) = index.get(&key) else {
-            index.insert(key.clone(), groups.len());
-            let stddev = matches!(op, token::T_STDDEV | token::T_STDVAR);
-            let topk = matches!(op, token::T_TOPK | token::T_BOTTOMK);
+    let counted_values;
+    let (positions, group_labels) = if op == token::T_COUNT_VALUES {
+        counted_values = count_values_groups(&samples, modifier, &value_label, &mut grouping.group_labels)?;
+        (counted_values.0.as_slice(), counted_values.1.as_slice())
+    } else {
+        grouping.assign(&samples, modifier)
+    };
+    let stddev = matches!(op, token::T_STDDEV | token::T_STDVAR);
+    let topk = matches!(op, token::T_TOPK | token::T_BOTTOMK);
+    let mut groups: Vec<Group> = Vec::with_capacity(group_labels.len());
+    for (sample, &position) in samples.into_iter().zip(positions) {
+        debug_assert!(
+            position <= groups.len(),
+            "groups are numbered in order of first appearance"
+        );
+        if position == groups.len() {
             groups.push(Group {
-                labels: key,
+                labels: group_labels[position].clone(),
                 value: if stddev { 0.0 } else { sample.v },
                 mean: sample.v,
                 count: 1.0,
-                values: vec![sample.v],
+                values: if op == token::T_QUANTILE {
+                    vec![sample.v]
+                } else {
+                    Vec::new()
+                },
                 heap: if topk { vec![sample] } else { vec![] },
             });
             continue;
-        };
+        }
         let group = &mut groups[position];
         match op {
             token::T_SUM => group.value += sample.v,
@@ -1098,7 +1318,7 @@ pub(crate) fn aggregate(
                 )));
             }
         };
-        out.push(Sample {
+        out.push(EvalSample {
             labels: group.labels,
             t,
             v: value,
@@ -1142,7 +1362,7 @@ fn worse(a: f64, b: f64, topk: bool) -> bool {
 }
 
 /// Keeps the `k` best samples.
-fn push_bounded(kept: &mut Vec<Sample>, sample: Sample, k: usize, topk: bool) {
+fn push_bounded(kept: &mut Vec<EvalSample>, sample: EvalSample, k: usize, topk: bool) {
     if kept.len() < k {
         kept.push(sample);
         return;
@@ -1160,7 +1380,7 @@ fn push_bounded(kept: &mut Vec<Sample>, sample: Sample, k: usize, topk: bool) {
 }
 
 /// topk output: descending (bottomk ascending), NaN last.
-fn sort_heap_output(samples: &mut [Sample], topk: bool) {
+fn sort_heap_output(samples: &mut [EvalSample], topk: bool) {
     samples.sort_by(|a, b| {
         if worse(a.v, b.v, topk) {
             std::cmp::Ordering::Greater

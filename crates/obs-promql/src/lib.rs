@@ -37,6 +37,7 @@
 mod eval;
 mod functions;
 pub mod json;
+mod labelset;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
