@@ -351,3 +351,158 @@ impl SplitMix {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Servers started from a command line of their own, and what a process uses
+
+impl Server {
+    /// Starts `command` (its output discarded) as the server `name` that will listen on
+    /// 127.0.0.1:`port`, and waits (at most 60 s, else panics) until `ready_path` answers 200.
+    /// For servers that [`System::start`] cannot start as needed (e.g. with a configuration
+    /// file of the benchmark's own). `None` when the command cannot be spawned.
+    pub fn launch(name: &'static str, mut command: Command, port: u16, ready_path: &str) -> Option<Server> {
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?;
+        // From here on the child is killed on every exit path, panics included.
+        let mut server = Server {
+            child,
+            name,
+            base_url: format!("http://127.0.0.1:{port}"),
+        };
+        let ready_url = format!("{}{ready_path}", server.base_url);
+        let agent = http_agent(Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !agent
+            .get(&ready_url)
+            .call()
+            .is_ok_and(|response| response.status() == 200)
+        {
+            assert!(
+                server.child.try_wait().ok().flatten().is_none(),
+                "{name} exited before it was ready"
+            );
+            assert!(Instant::now() < deadline, "{name} did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(server)
+    }
+
+    /// Resident set size now (VmRSS), in bytes.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        rss(self.pid())
+    }
+}
+
+/// Resident set size (VmRSS) of process `pid` now, in bytes.
+pub fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The number of threads of process `pid` now (`Threads:` of `/proc/<pid>/status`).
+pub fn thread_count(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("Threads:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The sum of every sample of metric `name` (all label sets) in the text exposition at `url`,
+/// e.g. a server's own `/metrics`. `None` when the page cannot be fetched or parsed, or has no
+/// such metric.
+pub fn exposed_metric_sum(agent: &ureq::Agent, url: &str, name: &str) -> Option<f64> {
+    let mut response = agent.get(url).call().ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    let body = response.body_mut().read_to_string().ok()?;
+    let parsed = obs_scrape::parse::parse(&body, obs_scrape::parse::Format::PrometheusText).ok()?;
+    let mut matching = parsed
+        .samples
+        .iter()
+        .filter(|sample| sample.name == name)
+        .peekable();
+    matching.peek()?;
+    Some(matching.map(|sample| sample.value).sum())
+}
+
+/// The value of a PromQL instant query that returns one sample (e.g. `sum(up)`), asked of
+/// `<base>/api/v1/query`. `None` on any error or when the answer is not exactly one sample.
+pub fn instant_query_value(agent: &ureq::Agent, base: &str, query: &str) -> Option<f64> {
+    let mut response = agent
+        .get(&format!("{base}/api/v1/query"))
+        .query("query", query)
+        .call()
+        .ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()?;
+    let result = body.pointer("/data/result")?.as_array()?;
+    let [sample] = result.as_slice() else {
+        return None;
+    };
+    sample.pointer("/value/1")?.as_str()?.parse().ok()
+}
+
+/// The machine's 1-minute load average, as written in `/proc/loadavg` ("?" if unreadable), to
+/// tell a quiet run from one that competed with other work.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// `perf record` attached to a running process, writing `output`; stopped with SIGINT (so that
+/// it finishes its file) when dropped.
+#[derive(Debug)]
+pub struct PerfRecording {
+    child: Child,
+}
+
+impl PerfRecording {
+    /// Starts recording process `pid` at 499 Hz with call graphs (`call_graph` is perf's
+    /// `--call-graph` mode: `fp`, or `dwarf,8192`). `None` (with a message) when perf is not
+    /// installed or cannot start.
+    pub fn start(pid: u32, output: &Path, call_graph: &str) -> Option<PerfRecording> {
+        let Some(perf) = which("perf") else {
+            eprintln!("perf not found; not recording");
+            return None;
+        };
+        let child = Command::new(perf)
+            .args([
+                "record",
+                "-F",
+                "499",
+                "--call-graph",
+                call_graph,
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
+            .arg(output)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        eprintln!("perf recording pid {pid} into {}", output.display());
+        // Let perf attach before the measured work.
+        std::thread::sleep(Duration::from_millis(500));
+        Some(PerfRecording { child })
+    }
+}
+
+impl Drop for PerfRecording {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
