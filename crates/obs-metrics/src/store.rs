@@ -172,6 +172,27 @@ pub struct AppendOutcome {
     pub rejected: Vec<Rejection>,
 }
 
+/// A handle on a series of the head, returned by [`MetricsStore::append_refs`]: appending
+/// through it skips the lookup by labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesRef {
+    id: u32,
+    epoch: u32,
+}
+
+/// One sample for [`MetricsStore::append_refs`].
+#[derive(Debug, Clone)]
+pub struct RefSample {
+    /// The series' handle from an earlier append, if any; set by the append.
+    pub series: Option<SeriesRef>,
+    /// The series' labels (used when the handle is missing or no longer valid).
+    pub labels: Arc<Labels>,
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The value (a stale marker is the NaN Prometheus uses).
+    pub value: f64,
+}
+
 /// Errors of the metrics store.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -376,6 +397,9 @@ fn value_in_chunk(bytes: &[u8], ts: i64) -> Option<u64> {
 
 #[derive(Debug, Default)]
 struct Head {
+    /// Changes whenever series ids could come to mean other series: [`SeriesRef`]s of an
+    /// older epoch are not honoured.
+    epoch: u32,
     by_labels: HashMap<Labels, u32, foldhash::fast::RandomState>,
     /// Hash of label bytes as sent (canonical order) -> series id: the allocation-free path.
     by_raw_hash: HashMap<u64, u32, foldhash::fast::RandomState>,
@@ -866,7 +890,55 @@ impl MetricsStore {
                     }
                 };
                 accepted.add(id, |kept| {
-                    self.check_samples(&head, id, series.samples, &bounds, &mut outcome, kept)
+                    self.check_samples(&head, id, &series.samples, &bounds, &mut outcome, kept)
+                });
+            }
+            self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome)?
+        };
+        self.wait_durable(logged).await?;
+        Ok(outcome)
+    }
+
+    /// Like [`MetricsStore::append`] for callers that append the same series again and again
+    /// (the scrape loop, the rule evaluator): a sample whose `series` holds a handle from an
+    /// earlier call is found without hashing or comparing its labels; the others are found or
+    /// created by their labels, and their handle is written back into `series` (left `None`
+    /// when the series was refused). A handle the head no longer honours is ignored.
+    pub async fn append_refs(
+        &self,
+        samples: &mut [RefSample],
+        now: TimestampMs,
+    ) -> Result<AppendOutcome, MetricsError> {
+        let _permit = self.append_permit().await?;
+        let reservation = self.wal.reserve(64 + samples.len() * 24).await?;
+        let mut outcome = AppendOutcome::default();
+        let logged = {
+            let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
+            let bounds = self.sample_bounds(now);
+            let epoch = head.epoch;
+            let mut accepted = Accepted::default();
+            for sample in samples.iter_mut() {
+                let point = [(sample.timestamp_ms, sample.value)];
+                let known = sample
+                    .series
+                    .filter(|series| series.epoch == epoch && head.state(series.id).is_some())
+                    .map(|series| series.id);
+                let id = match known.or_else(|| head.by_labels.get(sample.labels.as_ref()).copied()) {
+                    Some(id) => id,
+                    None => {
+                        let labels = Labels::clone(&sample.labels);
+                        match self.resolve(&mut head, labels, &point, &bounds, &mut outcome) {
+                            Some(id) => id,
+                            None => {
+                                sample.series = None;
+                                continue;
+                            }
+                        }
+                    }
+                };
+                sample.series = Some(SeriesRef { id, epoch });
+                accepted.add(id, |kept| {
+                    self.check_samples(&head, id, &point, &bounds, &mut outcome, kept)
                 });
             }
             self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome)?
@@ -956,7 +1028,7 @@ impl MetricsStore {
                     }
                 };
                 accepted.add(id, |kept| {
-                    self.check_samples(&head, id, samples.to_vec(), &bounds, &mut outcome, kept)
+                    self.check_samples(&head, id, samples, &bounds, &mut outcome, kept)
                 });
             }
             self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome)?
@@ -1032,7 +1104,7 @@ impl MetricsStore {
         &self,
         head: &Head,
         id: u32,
-        mut samples: Vec<(i64, f64)>,
+        samples: &[(i64, f64)],
         bounds: &SampleBounds,
         outcome: &mut AppendOutcome,
         kept: &mut Vec<(i64, f64)>,
@@ -1040,12 +1112,18 @@ impl MetricsStore {
         let Some(state) = head.state(id) else {
             return;
         };
-        if !samples.is_sorted_by_key(|(ts, _)| *ts) {
-            samples.sort_by_key(|(ts, _)| *ts);
-        }
+        let sorted;
+        let samples = if samples.is_sorted_by_key(|(ts, _)| *ts) {
+            samples
+        } else {
+            let mut copy = samples.to_vec();
+            copy.sort_by_key(|(ts, _)| *ts);
+            sorted = copy;
+            &sorted
+        };
         // `kept` may already hold samples of this series from earlier in the same batch.
         let mut newest_seen = kept.iter().map(|(ts, _)| *ts).fold(state.max_ts, i64::max);
-        for (ts, value) in samples {
+        for &(ts, value) in samples {
             let reason = if ts < bounds.oldest {
                 Some(RejectReason::TooOld)
             } else if ts > bounds.newest {

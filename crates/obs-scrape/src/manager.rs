@@ -5,13 +5,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use obs_core::series::{Labels, SeriesSamples};
 use obs_core::time::TimestampMs;
 use obs_metrics::store::MetricsStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{FileSdConfig, Job, ScrapeSettings, TargetGroup, expand_glob};
-use crate::scrape::{self, Client, STALE_NAN};
+use crate::scrape::{self, Client, ScrapeCache};
 use crate::target::{Health, Populated, Target};
 
 /// The scraper's self-metrics.
@@ -380,7 +379,8 @@ fn offset_ms(key: &str, interval_ms: u64) -> u64 {
     hash % interval_ms.max(1)
 }
 
-/// Scrapes until stopped; returns the series of the last scrape (none if it never scraped).
+/// Scrapes until stopped; returns the target's cache (to write stale markers for what its
+/// last scrape wrote).
 async fn run_loop(
     client: Client,
     target: Arc<Target>,
@@ -388,16 +388,14 @@ async fn run_loop(
     store: Arc<MetricsStore>,
     stop: CancellationToken,
     offset: u64,
-) -> Option<HashSet<Labels>> {
+) -> ScrapeCache {
     let interval = target.interval_ms as i64;
     let now = TimestampMs::now().0;
     let mut next = now - now.rem_euclid(interval) + offset as i64;
     if next < now {
         next += interval;
     }
-    let mut previous: HashSet<Labels> = HashSet::new();
-    let mut cache: HashSet<Labels> = HashSet::new();
-    let mut scraped_once = false;
+    let mut cache = ScrapeCache::new();
     loop {
         let wait = Duration::from_millis((next - TimestampMs::now().0).max(0) as u64);
         tokio::select! {
@@ -406,25 +404,18 @@ async fn run_loop(
         }
         let scrape_ts = TimestampMs::now().0;
         let (loop_client, loop_target, loop_job) = (client.clone(), Arc::clone(&target), Arc::clone(&job));
-        let prior = std::mem::take(&mut previous);
         let mut loop_cache = std::mem::take(&mut cache);
         let outcome = tokio::task::spawn_blocking(move || {
-            let result = scrape::scrape(
-                &loop_client,
-                &loop_target,
-                &loop_job,
-                scrape_ts,
-                &prior,
-                &mut loop_cache,
-            );
-            (result, prior, loop_cache)
+            let result = scrape::scrape(&loop_client, &loop_target, &loop_job, scrape_ts, &mut loop_cache);
+            (result, loop_cache)
         })
         .await;
-        let Ok((result, prior, returned_cache)) = outcome else {
+        let Ok((mut result, returned_cache)) = outcome else {
             tracing::error!(target = %target.url, "a scrape panicked");
             next += interval;
             continue;
         };
+        cache = returned_cache;
         {
             let mut status = target.status.lock().unwrap_or_else(|poison| poison.into_inner());
             status.health = if result.error.is_none() {
@@ -437,11 +428,12 @@ async fn run_loop(
             status.last_duration_seconds = result.duration.as_secs_f64();
         }
         if !result.metadata.is_empty() {
-            store.record_metadata(result.metadata.iter().cloned());
+            let metadata = std::mem::take(&mut result.metadata);
+            store.record_metadata(metadata.iter().cloned());
             *target
                 .metadata
                 .lock()
-                .unwrap_or_else(|poison| poison.into_inner()) = result.metadata;
+                .unwrap_or_else(|poison| poison.into_inner()) = metadata;
         }
         let metrics = self_metrics();
         metrics.scrapes.with_label_values(&[&target.pool]).inc();
@@ -453,11 +445,9 @@ async fn run_loop(
             metrics.failures.with_label_values(&[&target.pool]).inc();
             tracing::debug!(target = %target.url, %error, "scrape failed");
         }
-        let _ = prior;
-        cache = returned_cache;
-        previous = result.seen;
-        match store.append(result.batch, TimestampMs::now()).await {
+        match store.append_refs(&mut result.samples, TimestampMs::now()).await {
             Ok(outcome) => {
+                cache.record_handles(&result);
                 self_metrics()
                     .samples
                     .with_label_values(&[&target.pool])
@@ -468,7 +458,6 @@ async fn run_loop(
             }
             Err(err) => tracing::warn!(target = %target.url, error = %err, "cannot store a scrape"),
         }
-        scraped_once = true;
         // Skip missed slots rather than scraping in a burst.
         next += interval;
         let now = TimestampMs::now().0;
@@ -476,31 +465,16 @@ async fn run_loop(
             next += ((now - next) / interval + 1) * interval;
         }
     }
-    scraped_once.then_some(previous)
+    cache
 }
 
 /// Stale markers for every series of a target that went away (reload, discovery).
-async fn write_end_of_run_staleness(target: &Target, store: &MetricsStore, series: Option<HashSet<Labels>>) {
-    let Some(series) = series else {
+async fn write_end_of_run_staleness(target: &Target, store: &MetricsStore, mut cache: ScrapeCache) {
+    let mut samples = cache.end_of_run(target, TimestampMs::now().0);
+    if samples.is_empty() {
         return;
-    };
-    let ts = TimestampMs::now().0;
-    let mut batch: Vec<SeriesSamples> = series
-        .into_iter()
-        .map(|labels| SeriesSamples {
-            labels,
-            samples: vec![(ts, STALE_NAN)],
-        })
-        .collect();
-    batch.extend(
-        scrape::synthetic_series(target)
-            .into_iter()
-            .map(|labels| SeriesSamples {
-                labels,
-                samples: vec![(ts, STALE_NAN)],
-            }),
-    );
-    if let Err(err) = store.append(batch, TimestampMs::now()).await {
+    }
+    if let Err(err) = store.append_refs(&mut samples, TimestampMs::now()).await {
         tracing::debug!(target = %target.url, error = %err, "cannot write the stale markers of a stopped target");
     }
 }

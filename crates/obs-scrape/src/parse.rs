@@ -107,6 +107,9 @@ impl Format {
 /// One sample of a scrape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrapedSample<'a> {
+    /// The series as written, from the metric name to the end of its label set: the scrape
+    /// cache's key, as Prometheus keys its cache by these bytes.
+    pub series: &'a str,
     /// The metric name (borrowed from the body).
     pub name: &'a str,
     /// Labels in the order written, values unescaped (borrowed unless they had escapes).
@@ -562,11 +565,13 @@ impl<'a> Parser<'a> {
         self.skip_blanks();
 
         let mut labels = Vec::new();
+        let mut series_end = name_end;
         if self.peek() == Some(b'{') {
             self.pos += 1;
             labels.reserve_exact(self.label_capacity);
             self.text_labels(&mut labels)?;
             self.label_capacity = labels.len();
+            series_end = self.pos;
             self.skip_blanks();
         }
 
@@ -617,6 +622,7 @@ impl<'a> Parser<'a> {
         }
         self.consume_line_feed();
         self.samples.push(ScrapedSample {
+            series: self.text(name_start, series_end),
             name,
             labels,
             value,
@@ -930,6 +936,7 @@ impl<'a> Parser<'a> {
             self.openmetrics_labels(Some(&mut labels), QuotedIn::OpenMetricsLabels)?;
             self.label_capacity = labels.len();
         }
+        let series_end = self.pos;
 
         let Some(value) = self.openmetrics_token() else {
             let got = match self.peek() {
@@ -970,6 +977,7 @@ impl<'a> Parser<'a> {
         }
         self.consume_line_feed();
         self.samples.push(ScrapedSample {
+            series: self.text(name_start, series_end),
             name,
             labels,
             value,

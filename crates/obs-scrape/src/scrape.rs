@@ -4,11 +4,13 @@
 //! The HTTP request and the CPU work run on the blocking pool; the loop waits for the store to
 //! make the batch durable before the next scrape.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use obs_core::series::{Labels, METRIC_NAME_LABEL, MetricMetadata, SeriesSamples};
+use obs_core::series::{Labels, METRIC_NAME_LABEL, MetricMetadata};
+use obs_metrics::store::{RefSample, SeriesRef};
 
 use crate::config::{Job, ScrapeConfig};
 use crate::parse::{self, Format};
@@ -28,16 +30,259 @@ const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/ope
 /// The outcome of one scrape, ready for the store.
 #[derive(Debug, Default)]
 pub struct ScrapeResult {
-    /// Samples, stale markers and the synthetic series.
-    pub batch: Vec<SeriesSamples>,
-    /// Series to mark stale if the next scrape lacks them.
-    pub seen: HashSet<Labels>,
+    /// Samples, stale markers and the synthetic series, each with its series' store handle
+    /// when the cache knows it.
+    pub samples: Vec<RefSample>,
+    /// For each sample, the cache slot its handle goes back to (or [`NO_SLOT`]).
+    slots: Vec<u32>,
     /// Metadata from the body.
     pub metadata: Vec<(String, MetricMetadata)>,
     /// The error, when the scrape failed.
     pub error: Option<String>,
     /// How long fetching and parsing took.
     pub duration: Duration,
+}
+
+/// A sample whose store handle is not kept.
+const NO_SLOT: u32 = u32::MAX;
+/// Slots of the synthetic series: `SYNTHETIC_SLOT + i`.
+const SYNTHETIC_SLOT: u32 = u32::MAX - 8;
+
+/// The synthetic series, in the order Prometheus writes them.
+const SYNTHETIC_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+/// What a series written as some text became.
+#[derive(Debug)]
+struct Entry {
+    /// `None` when metric relabeling dropped it.
+    kept: Option<KeptSeries>,
+    /// The last scrape (iteration) whose body had it.
+    seen: u64,
+    /// The last scrape that had it without an explicit timestamp: only those go stale.
+    tracked: u64,
+}
+
+#[derive(Debug)]
+struct KeptSeries {
+    labels: Arc<Labels>,
+    /// The hash of `labels`: two spellings of one series are one series for staleness.
+    hash: u64,
+    series: Option<SeriesRef>,
+}
+
+/// A target's memory from scrape to scrape, as Prometheus' `scrapeCache`: every series by the
+/// text it is written as (name and label set, as in the body) → its final labels after target
+/// labels and metric relabeling (or the fact that relabeling drops it), the hash of those
+/// labels, and the store's handle on the series. A series seen before costs one map lookup on
+/// its bytes and an append by handle; labels are built, relabeled and checked only for text
+/// not seen before. The entries also say which scrape last saw each series, which gives the
+/// stale markers (series the previous scrape saw and this one did not) and
+/// `scrape_series_added` (cache misses). Entries not seen by a successful non-empty scrape are
+/// dropped after it, so the cache follows the target's series.
+#[derive(Debug)]
+pub struct ScrapeCache {
+    index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    /// Scrapes done; entries mark the scrape that saw them by this number.
+    iteration: u64,
+    /// Whether the last scrape succeeded: only then do its series go stale when missing now.
+    previous_ok: bool,
+    /// Entries after the last successful scrape (to bound growth over failed scrapes).
+    successful_count: usize,
+    /// The synthetic series' labels and handles.
+    synthetic: Vec<(Arc<Labels>, Option<SeriesRef>)>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Default for ScrapeCache {
+    fn default() -> ScrapeCache {
+        ScrapeCache::new()
+    }
+}
+
+impl ScrapeCache {
+    /// An empty cache: every series of the first scrape is added.
+    pub fn new() -> ScrapeCache {
+        ScrapeCache {
+            index: HashMap::default(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            iteration: 0,
+            previous_ok: false,
+            successful_count: 0,
+            synthetic: Vec::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0x0b5_5c4a),
+        }
+    }
+
+    /// Series the cache remembers (including those metric relabeling drops).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the cache remembers no series.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn hash(&self, labels: &Labels) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(labels)
+    }
+
+    fn insert(&mut self, key: &str, entry: Entry) -> u32 {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.entries[slot as usize] = Some(entry);
+                slot
+            }
+            None => {
+                self.entries.push(Some(entry));
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.index.insert(key.into(), slot);
+        slot
+    }
+
+    fn entry(&self, slot: u32) -> Option<&Entry> {
+        self.entries.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry> {
+        self.entries.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// Forgets the entries no scrape saw since `iteration`.
+    fn flush(&mut self, iteration: u64) {
+        let entries = &mut self.entries;
+        let free = &mut self.free;
+        self.index.retain(|_, slot| {
+            let keep = entries[*slot as usize]
+                .as_ref()
+                .is_some_and(|entry| entry.seen >= iteration);
+            if !keep {
+                entries[*slot as usize] = None;
+                free.push(*slot);
+            }
+            keep
+        });
+    }
+
+    /// Stale markers at `ts` for the series scrape `previous` tracked and scrape `current`
+    /// (if it succeeded) did not.
+    fn stale_markers(&self, previous: u64, current: Option<u64>, ts: i64, out: &mut ScrapeResult) {
+        if !self.previous_ok || previous == 0 {
+            return;
+        }
+        let gone: Vec<&KeptSeries> = self
+            .entries
+            .iter()
+            .flatten()
+            .filter(|entry| entry.tracked == previous && entry.tracked != 0)
+            .filter_map(|entry| entry.kept.as_ref())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        // By label hash, as Prometheus tracks staleness: another spelling of a series still
+        // present keeps it fresh, and two gone spellings give one marker.
+        let mut present: std::collections::HashSet<u64, foldhash::fast::RandomState> = self
+            .entries
+            .iter()
+            .flatten()
+            .filter(|entry| current.is_some_and(|current| entry.tracked == current))
+            .filter_map(|entry| entry.kept.as_ref().map(|kept| kept.hash))
+            .collect();
+        for kept in gone {
+            if present.insert(kept.hash) {
+                out.samples.push(RefSample {
+                    series: kept.series,
+                    labels: Arc::clone(&kept.labels),
+                    timestamp_ms: ts,
+                    value: STALE_NAN,
+                });
+                out.slots.push(NO_SLOT);
+            }
+        }
+    }
+
+    fn synthetic(&mut self, target: &Target) -> &mut Vec<(Arc<Labels>, Option<SeriesRef>)> {
+        if self.synthetic.is_empty() {
+            self.synthetic = SYNTHETIC_NAMES
+                .iter()
+                .filter_map(|name| target.labels.with_label(METRIC_NAME_LABEL, name).ok())
+                .map(|labels| (Arc::new(labels), None))
+                .collect();
+        }
+        &mut self.synthetic
+    }
+
+    /// Keeps the store's handles of the series of an appended scrape.
+    pub fn record_handles(&mut self, result: &ScrapeResult) {
+        for (sample, &slot) in result.samples.iter().zip(&result.slots) {
+            if slot == NO_SLOT {
+                continue;
+            }
+            if slot >= SYNTHETIC_SLOT {
+                if let Some(synthetic) = self.synthetic.get_mut((slot - SYNTHETIC_SLOT) as usize) {
+                    synthetic.1 = sample.series;
+                }
+                continue;
+            }
+            if let Some(kept) = self.entry_mut(slot).and_then(|entry| entry.kept.as_mut()) {
+                kept.series = sample.series;
+            }
+        }
+    }
+
+    /// Stale markers at `ts` for everything the target's last scrape wrote, for when the
+    /// target goes away: its series (if that scrape succeeded) and its synthetic series.
+    /// Empty if it never scraped.
+    pub fn end_of_run(&mut self, target: &Target, ts: i64) -> Vec<RefSample> {
+        if self.iteration == 0 {
+            return Vec::new();
+        }
+        let mut samples = Vec::new();
+        if self.previous_ok {
+            let last = self.iteration;
+            let mut markers = ScrapeResult::default();
+            let mut seen_hashes = std::collections::HashSet::<u64, foldhash::fast::RandomState>::default();
+            for kept in self
+                .entries
+                .iter()
+                .flatten()
+                .filter(|entry| entry.tracked == last)
+                .filter_map(|entry| entry.kept.as_ref())
+            {
+                if seen_hashes.insert(kept.hash) {
+                    markers.samples.push(RefSample {
+                        series: kept.series,
+                        labels: Arc::clone(&kept.labels),
+                        timestamp_ms: ts,
+                        value: STALE_NAN,
+                    });
+                }
+            }
+            samples = markers.samples;
+        }
+        for (labels, series) in self.synthetic(target).iter() {
+            samples.push(RefSample {
+                series: *series,
+                labels: Arc::clone(labels),
+                timestamp_ms: ts,
+                value: STALE_NAN,
+            });
+        }
+        samples
+    }
 }
 
 /// What fetching a target gave.
@@ -223,115 +468,119 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Scrapes once at `scrape_ts` (ms): fetches, processes, and adds stale markers for the series
-/// of `previous` that are gone. Runs on the blocking pool.
+/// Scrapes once at `scrape_ts` (ms): fetches and processes through the target's `cache`.
+/// Runs on the blocking pool.
 pub(crate) fn scrape(
     client: &Client,
     target: &Target,
     job: &Job,
     scrape_ts: i64,
-    previous: &HashSet<Labels>,
-    cache: &mut HashSet<Labels>,
+    cache: &mut ScrapeCache,
 ) -> ScrapeResult {
     let started = Instant::now();
     let fetched = match client.fetch(target, job) {
         Ok((body, content_type)) => Fetched::Body { body, content_type },
         Err(error) => Fetched::Failed(error),
     };
-    scrape_result(fetched, target, job, scrape_ts, previous, cache, started)
+    scrape_result(fetched, target, job, scrape_ts, cache, started)
 }
 
-/// Turns what a fetch gave into the scrape's batch: the samples, the stale markers of the
-/// series of `previous` that are gone, and the synthetic series. `cache` holds every series
-/// of the last successful scrape (explicit timestamps included) and survives failed scrapes,
-/// as Prometheus' scrape cache does: `scrape_series_added` counts series missing from it.
-/// `started` is when the scrape began (for `scrape_duration_seconds`). Deterministic but for
-/// that duration, so tests replay sequences of responses without a server.
+/// Turns what a fetch gave into the scrape's samples: the body's samples, stale markers for
+/// the series the previous scrape had and this one lacks (all of them when this one failed),
+/// and the synthetic series. `cache` is the target's [`ScrapeCache`]; after the samples are
+/// appended, [`ScrapeCache::record_handles`] keeps the store's handles in it. `started` is
+/// when the scrape began (for `scrape_duration_seconds`). Deterministic but for that
+/// duration, so tests replay sequences of responses without a server.
 pub fn scrape_result(
     fetched: Fetched,
     target: &Target,
     job: &Job,
     scrape_ts: i64,
-    previous: &HashSet<Labels>,
-    cache: &mut HashSet<Labels>,
+    cache: &mut ScrapeCache,
     started: Instant,
 ) -> ScrapeResult {
+    let previous = cache.iteration;
+    let iteration = previous + 1;
+    let mut result = ScrapeResult::default();
     let processed = match fetched {
         Fetched::Body { body, content_type } => {
             let format = Format::from_content_type(content_type.as_deref());
-            process(&body, format, target, job, scrape_ts).map_err(|err| err.to_string())
+            process(&body, format, target, job, scrape_ts, cache, &mut result)
+                .map_err(|err| err.to_string())
+                .map(|counts| (counts, body.is_empty()))
         }
         Fetched::Failed(error) => Err(error),
     };
-    let duration = started.elapsed();
-    let mut result = ScrapeResult {
-        duration,
-        ..ScrapeResult::default()
-    };
+    result.duration = started.elapsed();
     let (scraped, post_relabel, added) = match processed {
-        Ok(processed) => {
-            let current: HashSet<Labels> = processed
-                .batch
-                .iter()
-                .map(|series| series.labels.clone())
-                .collect();
-            let added = current.iter().filter(|labels| !cache.contains(*labels)).count();
-            *cache = current;
-            result.batch = processed.batch;
-            result.seen = processed.seen;
-            result.metadata = processed.metadata;
-            (processed.scraped, processed.post_relabel, added)
+        Ok((counts, empty_body)) => {
+            for &(slot, tracked) in &counts.touched {
+                if let Some(entry) = cache.entry_mut(slot) {
+                    entry.seen = iteration;
+                    if tracked {
+                        entry.tracked = iteration;
+                    }
+                }
+            }
+            cache.stale_markers(previous, Some(iteration), scrape_ts, &mut result);
+            // As Prometheus: an empty body (usually a failing exporter) does not flush.
+            if !empty_body {
+                cache.flush(iteration);
+                cache.successful_count = cache.len();
+            }
+            cache.previous_ok = true;
+            (counts.scraped, counts.post_relabel, counts.added)
         }
         Err(error) => {
+            result.samples.clear();
+            result.slots.clear();
+            result.metadata.clear();
             result.error = Some(error);
+            cache.stale_markers(previous, None, scrape_ts, &mut result);
+            // Series that varied over failed scrapes would otherwise pile up.
+            if cache.len() > cache.successful_count * 2 + 1000 {
+                cache.flush(iteration);
+            }
+            cache.previous_ok = false;
             (0, 0, 0)
         }
     };
-    for gone in previous.difference(&result.seen) {
-        result.batch.push(SeriesSamples {
-            labels: gone.clone(),
-            samples: vec![(scrape_ts, STALE_NAN)],
-        });
-    }
+    cache.iteration = iteration;
     let up = if result.error.is_none() { 1.0 } else { 0.0 };
-    let synthetic = [
-        ("up", up),
-        ("scrape_duration_seconds", duration.as_secs_f64()),
-        ("scrape_samples_scraped", scraped as f64),
-        ("scrape_samples_post_metric_relabeling", post_relabel as f64),
-        ("scrape_series_added", added as f64),
+    let values = [
+        up,
+        result.duration.as_secs_f64(),
+        scraped as f64,
+        post_relabel as f64,
+        added as f64,
     ];
-    for (name, value) in synthetic {
-        if let Ok(labels) = target.labels.with_label(METRIC_NAME_LABEL, name) {
-            result.batch.push(SeriesSamples {
-                labels,
-                samples: vec![(scrape_ts, value)],
-            });
-        }
+    for (index, ((labels, series), value)) in cache.synthetic(target).iter().zip(values).enumerate() {
+        result.samples.push(RefSample {
+            series: *series,
+            labels: Arc::clone(labels),
+            timestamp_ms: scrape_ts,
+            value,
+        });
+        result.slots.push(SYNTHETIC_SLOT + index as u32);
     }
     result
 }
 
 /// The synthetic series of a target, for stale markers when it goes away.
 pub fn synthetic_series(target: &Target) -> Vec<Labels> {
-    [
-        "up",
-        "scrape_duration_seconds",
-        "scrape_samples_scraped",
-        "scrape_samples_post_metric_relabeling",
-        "scrape_series_added",
-    ]
-    .iter()
-    .filter_map(|name| target.labels.with_label(METRIC_NAME_LABEL, name).ok())
-    .collect()
+    SYNTHETIC_NAMES
+        .iter()
+        .filter_map(|name| target.labels.with_label(METRIC_NAME_LABEL, name).ok())
+        .collect()
 }
 
-struct Processed {
-    batch: Vec<SeriesSamples>,
-    seen: HashSet<Labels>,
-    metadata: Vec<(String, MetricMetadata)>,
+/// What processing a body counted, and the cache entries it saw.
+struct Counts {
     scraped: usize,
     post_relabel: usize,
+    added: usize,
+    /// Each sample's cache slot, and whether it counts for staleness (no explicit timestamp).
+    touched: Vec<(u32, bool)>,
 }
 
 /// Why a scrape's body was refused as a whole.
@@ -343,64 +592,69 @@ pub(crate) enum ProcessError {
     Limit(String),
 }
 
-/// Turns a body into series: target labels per `honor_labels`, metric relabeling, limits.
+/// Turns a body into samples in `out`: series known to the cache by their text as they are;
+/// new ones labeled (target labels per `honor_labels`), relabeled, checked against the label
+/// limits and remembered. Fails on the sample limit.
 fn process(
     body: &str,
     format: Format,
     target: &Target,
     job: &Job,
     scrape_ts: i64,
-) -> Result<Processed, ProcessError> {
+    cache: &mut ScrapeCache,
+    out: &mut ScrapeResult,
+) -> Result<Counts, ProcessError> {
     let config = &job.config;
     let parsed = parse::parse(body, format)?;
     let scraped = parsed.samples.len();
-    let mut batch = Vec::with_capacity(scraped);
-    let mut seen = HashSet::with_capacity(scraped);
+    out.samples.reserve(scraped + SYNTHETIC_NAMES.len());
+    out.slots.reserve(scraped + SYNTHETIC_NAMES.len());
+    let mut touched = Vec::with_capacity(scraped);
+    let mut added = 0;
     for sample in &parsed.samples {
-        let mut labels: BTreeMap<String, String> = BTreeMap::new();
-        labels.insert(METRIC_NAME_LABEL.to_owned(), sample.name.to_owned());
-        for (name, value) in &sample.labels {
-            labels.insert((*name).to_owned(), value.to_string());
-        }
-        merge_target_labels(&mut labels, &target.labels, config.honor_labels);
-        // Empty values are absent labels (kept until here so that `honor_labels` sees a
-        // scraped `job=""` as present, as Prometheus does).
-        labels.retain(|_, value| !value.is_empty());
-        if !config.metric_relabel_configs.is_empty()
-            && !relabel::process(&mut labels, &config.metric_relabel_configs)
-        {
-            continue;
-        }
-        // Prometheus fails the whole scrape when relabeling leaves a series without a name or
-        // with invalid labels.
-        if labels.get(METRIC_NAME_LABEL).is_none_or(String::is_empty) {
-            return Err(ProcessError::Limit("__name__ label is mandatory".to_owned()));
-        }
-        check_label_limits(&labels, config)?;
-        let labels = Labels::from_pairs(labels)
-            .map_err(|err| ProcessError::Limit(format!("invalid metric name or label names: {err}")))?;
         let explicit = config.honor_timestamps && sample.timestamp_ms.is_some();
-        let ts = if explicit {
-            sample.timestamp_ms.unwrap_or(scrape_ts)
-        } else {
-            scrape_ts
+        let ts = match sample.timestamp_ms {
+            Some(ts) if explicit => ts,
+            _ => scrape_ts,
         };
-        if !explicit {
-            seen.insert(labels.clone());
+        let slot = match cache.index.get(sample.series) {
+            Some(&slot) => slot,
+            None => {
+                let kept = series_labels(sample, target, config)?.map(|labels| KeptSeries {
+                    hash: cache.hash(&labels),
+                    labels: Arc::new(labels),
+                    series: None,
+                });
+                added += usize::from(kept.is_some());
+                cache.insert(
+                    sample.series,
+                    Entry {
+                        kept,
+                        seen: 0,
+                        tracked: 0,
+                    },
+                )
+            }
+        };
+        touched.push((slot, !explicit));
+        if let Some(kept) = cache.entry(slot).and_then(|entry| entry.kept.as_ref()) {
+            out.samples.push(RefSample {
+                series: kept.series,
+                labels: Arc::clone(&kept.labels),
+                timestamp_ms: ts,
+                value: sample.value,
+            });
+            out.slots.push(slot);
         }
-        batch.push(SeriesSamples {
-            labels,
-            samples: vec![(ts, sample.value)],
-        });
     }
-    let post_relabel = batch.len();
+    let post_relabel = out.samples.len();
     if config.sample_limit > 0 && post_relabel > config.sample_limit {
         return Err(ProcessError::Limit(format!(
             "sample limit exceeded ({post_relabel} samples, limit {})",
             config.sample_limit
         )));
     }
-    let metadata = parsed
+    out.metadata = parsed
         .metadata
         .into_iter()
         .map(|family| {
@@ -414,13 +668,44 @@ fn process(
             )
         })
         .collect();
-    Ok(Processed {
-        batch,
-        seen,
-        metadata,
+    Ok(Counts {
         scraped,
         post_relabel,
+        added,
+        touched,
     })
+}
+
+/// The final labels of a series not seen before: its own, the target's per `honor_labels`,
+/// then metric relabeling (`None` when that drops it); checked as Prometheus checks them.
+fn series_labels(
+    sample: &parse::ScrapedSample<'_>,
+    target: &Target,
+    config: &ScrapeConfig,
+) -> Result<Option<Labels>, ProcessError> {
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+    labels.insert(METRIC_NAME_LABEL.to_owned(), sample.name.to_owned());
+    for (name, value) in &sample.labels {
+        labels.insert((*name).to_owned(), value.to_string());
+    }
+    merge_target_labels(&mut labels, &target.labels, config.honor_labels);
+    // Empty values are absent labels (kept until here so that `honor_labels` sees a scraped
+    // `job=""` as present, as Prometheus does).
+    labels.retain(|_, value| !value.is_empty());
+    if !config.metric_relabel_configs.is_empty()
+        && !relabel::process(&mut labels, &config.metric_relabel_configs)
+    {
+        return Ok(None);
+    }
+    // Prometheus fails the whole scrape when relabeling leaves a series without a name or with
+    // invalid labels.
+    if labels.get(METRIC_NAME_LABEL).is_none_or(String::is_empty) {
+        return Err(ProcessError::Limit("__name__ label is mandatory".to_owned()));
+    }
+    check_label_limits(&labels, config)?;
+    Labels::from_pairs(labels)
+        .map(Some)
+        .map_err(|err| ProcessError::Limit(format!("invalid metric name or label names: {err}")))
 }
 
 /// Adds the target's labels. With `honor_labels` the scraped labels win (even empty ones);

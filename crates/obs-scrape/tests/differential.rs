@@ -31,9 +31,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use obs_core::series::{Labels, METRIC_NAME_LABEL};
+use obs_core::series::METRIC_NAME_LABEL;
+use obs_metrics::store::RefSample;
 use obs_scrape::config::{PrometheusFile, ScrapeSettings};
-use obs_scrape::scrape::{Fetched, scrape_result, synthetic_series};
+use obs_scrape::scrape::{Fetched, ScrapeCache, scrape_result};
 use obs_scrape::target::{Populated, Target, populate};
 use serde::{Deserialize, Serialize};
 
@@ -757,23 +758,17 @@ fn record_golden_from_prometheus() {
 // Replaying through our scraper
 // ---------------------------------------------------------------------------------------------
 
-fn flatten(batch: &[obs_core::series::SeriesSamples]) -> Vec<CapturedSample> {
-    batch
+fn flatten(samples: &[RefSample]) -> Vec<CapturedSample> {
+    samples
         .iter()
-        .flat_map(|series| {
-            let labels: BTreeMap<String, String> = series
+        .map(|sample| CapturedSample {
+            labels: sample
                 .labels
                 .iter()
                 .map(|label| (label.name.clone(), label.value.clone()))
-                .collect();
-            series
-                .samples
-                .iter()
-                .map(move |(timestamp_ms, value)| CapturedSample {
-                    labels: labels.clone(),
-                    timestamp_ms: *timestamp_ms,
-                    value: *value,
-                })
+                .collect(),
+            timestamp_ms: sample.timestamp_ms,
+            value: sample.value,
         })
         .collect()
 }
@@ -823,8 +818,7 @@ fn replay(fixtures: &[Fixture], base_ms: i64) -> Vec<TargetRecord> {
                     .iter()
                     .map(|label| (label.name.clone(), label.value.clone()))
                     .collect();
-                let mut previous: HashSet<Labels> = HashSet::new();
-                let mut cache: HashSet<Labels> = HashSet::new();
+                let mut cache = ScrapeCache::new();
                 let mut steps = Vec::new();
                 for (step, response) in fixture.steps.iter().enumerate() {
                     // Far from every explicit timestamp of the fixtures.
@@ -834,36 +828,21 @@ fn replay(fixtures: &[Fixture], base_ms: i64) -> Vec<TargetRecord> {
                         &target,
                         job,
                         scrape_ts,
-                        &previous,
                         &mut cache,
                         Instant::now(),
                     );
                     let record = normalise_scrape(
                         step,
-                        &flatten(&result.batch),
+                        &flatten(&result.samples),
                         &target_labels,
                         base_ms,
                         REPLAY_ADDRESS,
                     )
                     .unwrap_or_else(|err| malformed_step(step, &err));
                     steps.push(record);
-                    previous = result.seen;
                 }
                 let end_ts = base_ms + 2_000_000;
-                let stale = f64::from_bits(STALE_NAN_BITS);
-                let end: Vec<CapturedSample> = previous
-                    .iter()
-                    .cloned()
-                    .chain(synthetic_series(&target))
-                    .map(|labels| CapturedSample {
-                        labels: labels
-                            .iter()
-                            .map(|label| (label.name.clone(), label.value.clone()))
-                            .collect(),
-                        timestamp_ms: end_ts,
-                        value: stale,
-                    })
-                    .collect();
+                let end = flatten(&cache.end_of_run(&target, end_ts));
                 records.push(TargetRecord {
                     fixture: name,
                     url: target.url.replace(REPLAY_ADDRESS, ADDRESS_PLACEHOLDER),
