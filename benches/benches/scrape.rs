@@ -1760,6 +1760,14 @@ impl Launch {
                 |((server, scraper), ((cpu_before, samples_before), (cpu_after, samples_after)))| {
                     let base = server.base_url();
                     let client = scraper.client_index();
+                    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", server.pid())) {
+                        let rss: Vec<String> = status
+                            .lines()
+                            .filter(|line| line.starts_with("Rss"))
+                            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+                            .collect();
+                        eprintln!("{}: {}", scraper.name(), rss.join(", "));
+                    }
                     Measurement {
                         scraper: *scraper,
                         cpu: cpu_after

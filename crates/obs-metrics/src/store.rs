@@ -242,7 +242,8 @@ struct MemChunk {
 
 #[derive(Debug)]
 struct SeriesState {
-    labels: Labels,
+    /// Shared with `Head::by_labels` and with callers of `append_refs` (the scrape cache).
+    labels: Arc<Labels>,
     open: XorEncoder,
     sealed: Vec<MemChunk>,
     out_of_order: BTreeMap<i64, u64>,
@@ -255,7 +256,7 @@ struct SeriesState {
 }
 
 impl SeriesState {
-    fn new(labels: Labels) -> SeriesState {
+    fn new(labels: Arc<Labels>) -> SeriesState {
         SeriesState {
             labels,
             open: XorEncoder::new(),
@@ -400,7 +401,7 @@ struct Head {
     /// Changes whenever series ids could come to mean other series: [`SeriesRef`]s of an
     /// older epoch are not honoured.
     epoch: u32,
-    by_labels: HashMap<Labels, u32, foldhash::fast::RandomState>,
+    by_labels: HashMap<Arc<Labels>, u32, foldhash::fast::RandomState>,
     /// Hash of label bytes as sent (canonical order) -> series id: the allocation-free path.
     by_raw_hash: HashMap<u64, u32, foldhash::fast::RandomState>,
     raw_hasher: foldhash::fast::RandomState,
@@ -415,19 +416,19 @@ struct Head {
 }
 
 impl Head {
-    fn get_or_create(&mut self, labels: &Labels) -> u32 {
-        if let Some(&id) = self.by_labels.get(labels) {
+    fn get_or_create(&mut self, labels: Arc<Labels>) -> u32 {
+        if let Some(&id) = self.by_labels.get(labels.as_ref()) {
             return id;
         }
         let id = self.series.len() as u32;
-        self.insert(id, SeriesState::new(labels.clone()));
+        self.insert(id, SeriesState::new(labels));
         id
     }
 
     /// Defines series `id` from a log record; refuses an id already used by other labels.
     fn define(&mut self, id: u32, labels: Labels) -> Result<(), String> {
         match self.state(id) {
-            Some(state) if state.labels == labels => Ok(()),
+            Some(state) if *state.labels == labels => Ok(()),
             Some(state) => Err(format!(
                 "record defines series {id} as {labels} but it is {}",
                 state.labels
@@ -436,7 +437,7 @@ impl Head {
                 if self.by_labels.contains_key(&labels) {
                     return Err(format!("record defines {labels} again under another id {id}"));
                 }
-                let mut state = SeriesState::new(labels);
+                let mut state = SeriesState::new(Arc::new(labels));
                 state.defined = true;
                 self.insert(id, state);
                 Ok(())
@@ -482,7 +483,7 @@ impl Head {
                 .insert(id);
         }
         self.all.insert(id);
-        self.by_labels.insert(state.labels.clone(), id);
+        self.by_labels.insert(Arc::clone(&state.labels), id);
         let index = id as usize;
         if self.series.len() <= index {
             self.series.resize_with(index + 1, || None);
@@ -656,7 +657,7 @@ fn load_index(
         let (id, encoded) = entry.map_err(|err| storage_error(path, err))?;
         let id = id.value();
         let (labels, _) = Labels::decode(encoded.value()).map_err(|err| storage_error(path, err))?;
-        let mut state = SeriesState::new(labels);
+        let mut state = SeriesState::new(Arc::new(labels));
         if let Some(bounds) = &bounds
             && let Some(range) = bounds.get(id).map_err(|err| storage_error(path, err))?
         {
@@ -883,7 +884,13 @@ impl MetricsStore {
                 let id = match head.by_labels.get(&series.labels) {
                     Some(&id) => id,
                     None => {
-                        match self.resolve(&mut head, series.labels, &series.samples, &bounds, &mut outcome) {
+                        match self.resolve(
+                            &mut head,
+                            Arc::new(series.labels),
+                            &series.samples,
+                            &bounds,
+                            &mut outcome,
+                        ) {
                             Some(id) => id,
                             None => continue,
                         }
@@ -903,7 +910,9 @@ impl MetricsStore {
     /// (the scrape loop, the rule evaluator): a sample whose `series` holds a handle from an
     /// earlier call is found without hashing or comparing its labels; the others are found or
     /// created by their labels, and their handle is written back into `series` (left `None`
-    /// when the series was refused). A handle the head no longer honours is ignored.
+    /// when the series was refused) and the head's copy of the labels into `labels`, so that
+    /// a caller keeping them shares one copy with the head. A handle the head no longer
+    /// honours is ignored.
     pub async fn append_refs(
         &self,
         samples: &mut [RefSample],
@@ -926,7 +935,7 @@ impl MetricsStore {
                 let id = match known.or_else(|| head.by_labels.get(sample.labels.as_ref()).copied()) {
                     Some(id) => id,
                     None => {
-                        let labels = Labels::clone(&sample.labels);
+                        let labels = Arc::clone(&sample.labels);
                         match self.resolve(&mut head, labels, &point, &bounds, &mut outcome) {
                             Some(id) => id,
                             None => {
@@ -936,6 +945,13 @@ impl MetricsStore {
                         }
                     }
                 };
+                if known.is_none()
+                    && let Some(state) = head.state(id)
+                    && !Arc::ptr_eq(&state.labels, &sample.labels)
+                {
+                    // One copy of the label set, shared with the caller's cache.
+                    sample.labels = Arc::clone(&state.labels);
+                }
                 sample.series = Some(SeriesRef { id, epoch });
                 accepted.add(id, |kept| {
                     self.check_samples(&head, id, &point, &bounds, &mut outcome, kept)
@@ -1018,7 +1034,9 @@ impl MetricsStore {
                             }
                         };
                         let canonical = raw_pairs_equal(&labels, pairs);
-                        let Some(id) = self.resolve(&mut head, labels, samples, &bounds, &mut outcome) else {
+                        let Some(id) =
+                            self.resolve(&mut head, Arc::new(labels), samples, &bounds, &mut outcome)
+                        else {
                             continue;
                         };
                         if canonical {
@@ -1042,12 +1060,12 @@ impl MetricsStore {
     fn resolve(
         &self,
         head: &mut Head,
-        labels: Labels,
+        labels: Arc<Labels>,
         samples: &[(i64, f64)],
         bounds: &SampleBounds,
         outcome: &mut AppendOutcome,
     ) -> Option<u32> {
-        if let Some(&id) = head.by_labels.get(&labels) {
+        if let Some(&id) = head.by_labels.get(labels.as_ref()) {
             return Some(id);
         }
         // A series is created only for a sample it can keep, so refused samples cannot fill
@@ -1064,7 +1082,7 @@ impl MetricsStore {
                 };
                 self_metrics().rejected_with(&reason, 1);
                 outcome.rejected.push(Rejection {
-                    labels: labels.clone(),
+                    labels: Labels::clone(&labels),
                     timestamp_ms: Some(ts),
                     reason,
                 });
@@ -1077,7 +1095,7 @@ impl MetricsStore {
             .or_else(|| self.series_limit_reached(head, &labels));
         if let Some(reason) = reason {
             let rejection = Rejection {
-                labels,
+                labels: Labels::clone(&labels),
                 timestamp_ms: None,
                 reason,
             };
@@ -1086,7 +1104,7 @@ impl MetricsStore {
             outcome.rejected.push(rejection);
             return None;
         }
-        Some(head.get_or_create(&labels))
+        Some(head.get_or_create(labels))
     }
 
     fn sample_bounds(&self, now: TimestampMs) -> SampleBounds {
@@ -1144,7 +1162,7 @@ impl MetricsStore {
                     Some(_) => {
                         self_metrics().rejected_with(&RejectReason::DuplicateTimestamp, 1);
                         outcome.rejected.push(Rejection {
-                            labels: state.labels.clone(),
+                            labels: Labels::clone(&state.labels),
                             timestamp_ms: Some(ts),
                             reason: RejectReason::DuplicateTimestamp,
                         });
@@ -1172,7 +1190,7 @@ impl MetricsStore {
                 Some(reason) => {
                     self_metrics().rejected_with(&reason, 1);
                     outcome.rejected.push(Rejection {
-                        labels: state.labels.clone(),
+                        labels: Labels::clone(&state.labels),
                         timestamp_ms: Some(ts),
                         reason,
                     });
@@ -1205,7 +1223,7 @@ impl MetricsStore {
             .collect();
         let definitions: Vec<(u32, &Labels)> = defined
             .iter()
-            .filter_map(|&id| head.state(id).map(|state| (id, &state.labels)))
+            .filter_map(|&id| head.state(id).map(|state| (id, state.labels.as_ref())))
             .collect();
         let record = walrec::encode(&definitions, &accepted);
         let pending = self.wal.append_reserved(reservation, record)?;
@@ -1559,7 +1577,7 @@ impl MetricsStore {
             .iter()
             .filter_map(|id| {
                 let state = head.state(id)?;
-                (state.max_ts >= mint && state.min_ts <= maxt).then(|| (id, state.labels.clone()))
+                (state.max_ts >= mint && state.min_ts <= maxt).then(|| (id, Labels::clone(&state.labels)))
             })
             .collect()
     }

@@ -85,7 +85,6 @@ struct KeptSeries {
 /// stale markers (series the previous scrape saw and this one did not) and
 /// `scrape_series_added` (cache misses). Entries not seen by a successful non-empty scrape are
 /// dropped after it, so the cache follows the target's series.
-#[derive(Debug)]
 pub struct ScrapeCache {
     index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     entries: Vec<Option<Entry>>,
@@ -98,7 +97,19 @@ pub struct ScrapeCache {
     successful_count: usize,
     /// The synthetic series' labels and handles.
     synthetic: Vec<(Arc<Labels>, Option<SeriesRef>)>,
+    /// The last body's buffer, reused.
+    body: Vec<u8>,
     hasher: foldhash::fast::FixedState,
+}
+
+impl std::fmt::Debug for ScrapeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrapeCache")
+            .field("series", &self.index.len())
+            .field("iteration", &self.iteration)
+            .field("previous_ok", &self.previous_ok)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ScrapeCache {
@@ -118,6 +129,7 @@ impl ScrapeCache {
             previous_ok: false,
             successful_count: 0,
             synthetic: Vec::new(),
+            body: Vec::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x0b5_5c4a),
         }
     }
@@ -225,7 +237,8 @@ impl ScrapeCache {
         &mut self.synthetic
     }
 
-    /// Keeps the store's handles of the series of an appended scrape.
+    /// Keeps the store's handles of the series of an appended scrape, and its copies of their
+    /// labels (one copy of each label set, shared by the head and this cache).
     pub fn record_handles(&mut self, result: &ScrapeResult) {
         for (sample, &slot) in result.samples.iter().zip(&result.slots) {
             if slot == NO_SLOT {
@@ -239,6 +252,9 @@ impl ScrapeCache {
             }
             if let Some(kept) = self.entry_mut(slot).and_then(|entry| entry.kept.as_mut()) {
                 kept.series = sample.series;
+                if !Arc::ptr_eq(&kept.labels, &sample.labels) {
+                    kept.labels = Arc::clone(&sample.labels);
+                }
             }
         }
     }
@@ -349,8 +365,9 @@ impl Client {
         Ok(Client { agent })
     }
 
-    /// GETs the target: the body and its content type.
-    fn fetch(&self, target: &Target, job: &Job) -> Result<(String, Option<String>), String> {
+    /// GETs the target into `body` (cleared first; its capacity is kept from scrape to
+    /// scrape): the content type.
+    fn fetch(&self, target: &Target, job: &Job, body: &mut Vec<u8>) -> Result<Option<String>, String> {
         let config = &job.config;
         let mut request = self.agent.get(&target.url).header("Accept", ACCEPT).header(
             "X-Prometheus-Scrape-Timeout-Seconds",
@@ -385,14 +402,14 @@ impl Client {
             .map(|size| size.bytes())
             .filter(|limit| *limit > 0)
             .unwrap_or(DEFAULT_BODY_SIZE_LIMIT);
-        let mut body = Vec::new();
+        body.clear();
         response
             .body_mut()
             .with_config()
             .limit(u64::MAX)
             .reader()
             .take(limit.saturating_add(1))
-            .read_to_end(&mut body)
+            .read_to_end(body)
             .map_err(|err| {
                 let timed_out = err.kind() == std::io::ErrorKind::TimedOut
                     || err
@@ -411,8 +428,7 @@ impl Client {
         if body.len() as u64 > limit {
             return Err(format!("body size limit exceeded ({limit} bytes)"));
         }
-        let body = String::from_utf8(body).map_err(|_| "the body is not UTF-8".to_owned())?;
-        Ok((body, content_type))
+        Ok(content_type)
     }
 }
 
@@ -478,11 +494,17 @@ pub(crate) fn scrape(
     cache: &mut ScrapeCache,
 ) -> ScrapeResult {
     let started = Instant::now();
-    let fetched = match client.fetch(target, job) {
-        Ok((body, content_type)) => Fetched::Body { body, content_type },
-        Err(error) => Fetched::Failed(error),
-    };
-    scrape_result(fetched, target, job, scrape_ts, cache, started)
+    let mut body = std::mem::take(&mut cache.body);
+    let fetched = client.fetch(target, job, &mut body).and_then(|content_type| {
+        let text = std::str::from_utf8(&body).map_err(|_| "the body is not UTF-8".to_owned())?;
+        Ok((text, content_type))
+    });
+    let result = finish(fetched, target, job, scrape_ts, cache, started);
+    // Keep the buffer for the next scrape unless it is far larger than bodies are now.
+    if body.capacity() <= 4 * body.len() + (64 << 10) {
+        cache.body = body;
+    }
+    result
 }
 
 /// Turns what a fetch gave into the scrape's samples: the body's samples, stale markers for
@@ -499,18 +521,31 @@ pub fn scrape_result(
     cache: &mut ScrapeCache,
     started: Instant,
 ) -> ScrapeResult {
+    let fetched = match &fetched {
+        Fetched::Body { body, content_type } => Ok((body.as_str(), content_type.clone())),
+        Fetched::Failed(error) => Err(error.clone()),
+    };
+    finish(fetched, target, job, scrape_ts, cache, started)
+}
+
+/// [`scrape_result`] on a borrowed body.
+fn finish(
+    fetched: Result<(&str, Option<String>), String>,
+    target: &Target,
+    job: &Job,
+    scrape_ts: i64,
+    cache: &mut ScrapeCache,
+    started: Instant,
+) -> ScrapeResult {
     let previous = cache.iteration;
     let iteration = previous + 1;
     let mut result = ScrapeResult::default();
-    let processed = match fetched {
-        Fetched::Body { body, content_type } => {
-            let format = Format::from_content_type(content_type.as_deref());
-            process(&body, format, target, job, scrape_ts, cache, &mut result)
-                .map_err(|err| err.to_string())
-                .map(|counts| (counts, body.is_empty()))
-        }
-        Fetched::Failed(error) => Err(error),
-    };
+    let processed = fetched.and_then(|(body, content_type)| {
+        let format = Format::from_content_type(content_type.as_deref());
+        process(body, format, target, job, scrape_ts, cache, &mut result)
+            .map_err(|err| err.to_string())
+            .map(|counts| (counts, body.is_empty()))
+    });
     result.duration = started.elapsed();
     let (scraped, post_relabel, added) = match processed {
         Ok((counts, empty_body)) => {
