@@ -73,6 +73,7 @@ pub mod labels;
 pub mod matchers;
 pub mod nflog;
 pub mod route;
+pub mod service;
 pub mod silence;
 pub mod time;
 pub mod timeinterval;

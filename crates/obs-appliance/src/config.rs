@@ -50,9 +50,60 @@ pub(crate) struct Config {
     /// Prometheus-format rule files (globs), alerting and recording rules over PromQL.
     #[serde(default)]
     pub(crate) rule_files: Vec<String>,
+    /// Whether the default alert pack (target down, disks, Traefik 5xx, the appliance's own
+    /// health; `deploy/rules/`) runs besides `rule_files`. On in the embedded default, off
+    /// unless set in a configuration file.
+    #[serde(default)]
+    pub(crate) default_alert_pack: bool,
+    /// The built-in Alertmanager: routing and receivers in alertmanager.yml's format.
+    #[serde(default)]
+    pub(crate) alertmanager: AlertmanagerSection,
     /// Where the configuration came from (`None`: the embedded default), for reloads.
     #[serde(skip)]
     pub(crate) source: Option<PathBuf>,
+}
+
+/// The routing of the built-in Alertmanager when none is configured: alerts are listed by
+/// the API (and Grafana) but sent nowhere.
+pub(crate) const DEFAULT_ALERTMANAGER_YAML: &str =
+    "route:\n  receiver: default\nreceivers:\n  - name: default\n";
+
+/// `alertmanager:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlertmanagerSection {
+    /// An alertmanager.yml (relative to this file).
+    #[serde(default)]
+    pub(crate) config_file: Option<String>,
+    /// alertmanager.yml's content, inline.
+    #[serde(default)]
+    pub(crate) config: Option<serde_yaml::Value>,
+    /// The URL users reach the appliance at (links in notifications); default
+    /// `http://<server.listen>`.
+    #[serde(default)]
+    pub(crate) external_url: Option<String>,
+    /// Least time between two sends of an unchanged firing alert to the Alertmanager.
+    #[serde(default = "default_resend_delay")]
+    pub(crate) resend_delay: PromDuration,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_resend_delay() -> PromDuration {
+    PromDuration::from_millis(60_000)
+}
+
+impl Default for AlertmanagerSection {
+    fn default() -> AlertmanagerSection {
+        AlertmanagerSection {
+            config_file: None,
+            config: None,
+            external_url: None,
+            resend_delay: default_resend_delay(),
+        }
+    }
 }
 
 /// `query:`.
@@ -295,10 +346,6 @@ pub(crate) struct MetricsConfig {
     pub(crate) otlp_scope_labels: bool,
 }
 
-fn default_true() -> bool {
-    true
-}
-
 fn default_out_of_order_window() -> PromDuration {
     PromDuration::from_secs(3600)
 }
@@ -470,12 +517,22 @@ impl Config {
         settings: &obs_scrape::config::ScrapeSettings,
     ) -> Result<Vec<obs_rules::group::Group>, ConfigError> {
         let interval_ms = settings.global.evaluation_interval.as_std().as_millis() as i64;
-        obs_rules::manager::load_groups(&self.rule_files, base_dir, interval_ms).map_err(|err| {
-            ConfigError::Parse {
-                origin: origin.to_owned(),
-                message: format!("rule_files: {err}"),
-            }
-        })
+        let mut groups =
+            obs_rules::manager::load_groups(&self.rule_files, base_dir, interval_ms).map_err(|err| {
+                ConfigError::Parse {
+                    origin: origin.to_owned(),
+                    message: format!("rule_files: {err}"),
+                }
+            })?;
+        if self.default_alert_pack {
+            groups.extend(
+                obs_rules::manager::default_alert_pack(interval_ms).map_err(|err| ConfigError::Parse {
+                    origin: origin.to_owned(),
+                    message: format!("default_alert_pack: {err}"),
+                })?,
+            );
+        }
+        Ok(groups)
     }
 
     /// Reads and validates a configuration file.
@@ -509,6 +566,59 @@ impl Config {
         let base_dir = Path::new(origin).parent().unwrap_or(Path::new("."));
         let settings = config.scrape_settings(origin, base_dir)?;
         config.rule_groups(origin, base_dir, &settings)?;
+        config.alertmanager_config(origin, base_dir)?;
+        Ok(config)
+    }
+
+    /// The built-in Alertmanager's configuration: `alertmanager.config_file`,
+    /// `alertmanager.config`, or a single receiver that sends nothing.
+    pub(crate) fn alertmanager_config(
+        &self,
+        origin: &str,
+        base_dir: &Path,
+    ) -> Result<obs_alertmanager::config::Config, ConfigError> {
+        let section = &self.alertmanager;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        let config = match (&section.config_file, &section.config) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "alertmanager",
+                    "set config_file or config, not both".to_owned(),
+                ));
+            }
+            (Some(file), None) => {
+                let path = base_dir.join(file);
+                obs_alertmanager::config::Config::load_file(&path).map_err(|err| {
+                    invalid("alertmanager.config_file", format!("{}: {err}", path.display()))
+                })?
+            }
+            (None, Some(inline)) => {
+                let text = serde_yaml::to_string(inline)
+                    .map_err(|err| invalid("alertmanager.config", err.to_string()))?;
+                obs_alertmanager::config::Config::parse(&text)
+                    .map_err(|err| invalid("alertmanager.config", err.to_string()))?
+            }
+            (None, None) => obs_alertmanager::config::Config::parse(DEFAULT_ALERTMANAGER_YAML)
+                .map_err(|err| invalid("alertmanager", err.to_string()))?,
+        };
+        let key = if section.config_file.is_some() {
+            "alertmanager.config_file"
+        } else {
+            "alertmanager.config"
+        };
+        obs_alertmanager::service::check_supported(&config).map_err(|err| invalid(key, err.to_string()))?;
+        if let Some(url) = &section.external_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "alertmanager.external_url",
+                format!("{url:?} is not an http:// or https:// URL"),
+            ));
+        }
         Ok(config)
     }
 
@@ -650,12 +760,19 @@ mod tests {
             ["127.0.0.1:9090"]
         );
         assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
-        // Apart from the extra listeners and the self-scrape, the file says exactly what the
-        // code defaults are.
+        // The default alert pack runs, and every group of it loads.
+        assert!(config.default_alert_pack);
+        let groups = config
+            .rule_groups("(embedded default)", Path::new("/"), &settings)
+            .unwrap();
+        assert!(groups.len() >= 4, "{} groups", groups.len());
+        // Apart from the extra listeners, the self-scrape and the alert pack, the file says
+        // exactly what the code defaults are.
         let mut without_extras = config.clone();
         without_extras.server.extra_listeners.clear();
         without_extras.global = None;
         without_extras.scrape_configs.clear();
+        without_extras.default_alert_pack = false;
         assert_eq!(without_extras, Config::default());
     }
 

@@ -205,11 +205,26 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     state.attach_metrics(Arc::clone(&metrics));
     let scrape = obs_scrape::manager::ScrapeManager::new(Arc::clone(&metrics));
     let rules = obs_rules::manager::RuleManager::new(Arc::clone(&metrics), state.query_options());
+    let alertmanager = match start_alertmanager(&config, &prepared.layout, main_address) {
+        Ok(started) => started,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the alertmanager");
+            shutdown.cancel();
+            return ExitCode::FAILURE;
+        }
+    };
+    state.attach_alertmanager(alertmanager.clone());
+    rules.set_notifier(obs_rules::manager::Notify {
+        notifier: Arc::new(RuleAlerts(alertmanager.clone())),
+        resend_delay_ms: config.alertmanager.resend_delay.as_std().as_millis() as i64,
+        external_url: alertmanager.external_url().to_owned(),
+    });
     let reloader = Reloader {
         source: config.source.clone(),
         self_address: main_address,
         scrape: scrape.clone(),
         rules: rules.clone(),
+        alertmanager: alertmanager.clone(),
         lock: Arc::new(tokio::sync::Mutex::new(())),
     };
     if let Err(err) = reloader.reload().await {
@@ -246,6 +261,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     sighup_task.abort();
     scrape.shutdown();
     rules.shutdown();
+    alertmanager.shutdown().await;
     shutdown.cancel();
     if tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await.is_err() {
         tracing::warn!(
@@ -382,6 +398,68 @@ async fn checkpoint(store: &Arc<MetricsStore>) -> Result<(), String> {
         .map_err(|err| err.to_string())
 }
 
+/// Starts the built-in Alertmanager on the configuration's routing, its state under
+/// `<data>/alertmanager`.
+fn start_alertmanager(
+    config: &Config,
+    layout: &DataLayout,
+    main_address: Option<std::net::SocketAddr>,
+) -> Result<obs_alertmanager::service::Alertmanager, String> {
+    let origin = config.source.as_ref().map_or_else(
+        || "(embedded default)".to_owned(),
+        |path| path.display().to_string(),
+    );
+    let base_dir = config
+        .source
+        .as_ref()
+        .and_then(|path| path.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let routing = config
+        .alertmanager_config(&origin, &base_dir)
+        .map_err(|err| err.to_string())?;
+    for warning in &routing.warnings {
+        tracing::warn!(%warning, "alertmanager configuration");
+    }
+    let external_url = config
+        .alertmanager
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", main_address.unwrap_or(config.server.listen)));
+    obs_alertmanager::service::Alertmanager::start(
+        routing,
+        Some(&layout.root().join("alertmanager")),
+        &external_url,
+    )
+    .map_err(|err| err.to_string())
+}
+
+/// Hands the rule evaluator's alerts to the built-in Alertmanager.
+struct RuleAlerts(obs_alertmanager::service::Alertmanager);
+
+impl obs_rules::group::AlertNotifier for RuleAlerts {
+    fn send(&self, alerts: Vec<obs_rules::group::OutgoingAlert>) {
+        use obs_alertmanager::time::Timestamp;
+        let now = Timestamp::now();
+        let alerts = alerts
+            .into_iter()
+            .map(|alert| obs_alertmanager::alert::Alert {
+                labels: alert
+                    .labels
+                    .iter()
+                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .collect(),
+                annotations: alert.annotations.into_iter().collect(),
+                starts_at: Timestamp::from_unix_millis(alert.starts_at_ms),
+                ends_at: Some(Timestamp::from_unix_millis(alert.ends_at_ms)),
+                generator_url: alert.generator_url,
+                updated_at: now,
+                timeout: false,
+            })
+            .collect();
+        self.0.put_alerts(alerts);
+    }
+}
+
 /// Waits for SIGTERM or SIGINT and names it.
 /// Re-reads the configuration's scrape jobs (SIGHUP, `POST /-/reload`).
 #[derive(Clone)]
@@ -392,6 +470,7 @@ struct Reloader {
     self_address: Option<std::net::SocketAddr>,
     scrape: obs_scrape::manager::ScrapeManager,
     rules: obs_rules::manager::RuleManager,
+    alertmanager: obs_alertmanager::service::Alertmanager,
     /// One reload at a time.
     lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -433,11 +512,20 @@ impl Reloader {
             let groups = config
                 .rule_groups(&origin, &base_dir, &settings)
                 .map_err(|err| err.to_string())?;
-            Ok::<_, String>((settings, groups))
+            let alertmanager = config
+                .alertmanager_config(&origin, &base_dir)
+                .map_err(|err| err.to_string())?;
+            Ok::<_, String>((settings, groups, alertmanager))
         })
         .await
         .map_err(|err| format!("reload failed: {err}"))??;
-        let (settings, groups) = settings;
+        let (settings, groups, alertmanager) = settings;
+        for warning in &alertmanager.warnings {
+            tracing::warn!(%warning, "alertmanager configuration");
+        }
+        self.alertmanager
+            .apply_config(alertmanager)
+            .map_err(|err| err.to_string())?;
         let group_count = groups.len();
         self.rules.apply(groups);
         tracing::info!(groups = group_count, "rules loaded");

@@ -28,6 +28,7 @@ pub mod disk;
 pub mod error;
 pub mod files;
 pub mod goregex;
+pub mod httpclient;
 pub mod limits;
 pub mod partition;
 pub mod selfmetrics;

@@ -97,15 +97,23 @@ pub struct RuleFileError {
 
 /// Reads and validates a rule file.
 pub fn load(path: &Path) -> Result<RuleFile, RuleFileError> {
+    let text = std::fs::read_to_string(path).map_err(|err| RuleFileError {
+        file: path.to_owned(),
+        message: format!("cannot read: {err}"),
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates rule-file text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<RuleFile, RuleFileError> {
     let error = |message: String| RuleFileError {
         file: path.to_owned(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|err| error(format!("cannot read: {err}")))?;
     let file: RuleFile = if text.trim().is_empty() {
         RuleFile { groups: Vec::new() }
     } else {
-        serde_yaml::from_str(&text).map_err(|err| error(err.to_string()))?
+        serde_yaml::from_str(text).map_err(|err| error(err.to_string()))?
     };
     validate(&file).map_err(error)?;
     Ok(file)

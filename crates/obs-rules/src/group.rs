@@ -67,6 +67,32 @@ pub struct Alert {
     pub resolved_at: Option<i64>,
     /// The last evaluation where the condition held (ms).
     pub last_seen: i64,
+    /// When it was last sent to the notifier (ms).
+    pub last_sent_at: Option<i64>,
+    /// Until when the last notification holds it firing (ms).
+    pub valid_until: i64,
+}
+
+/// An alert to hand to the notifier, in Alertmanager's terms: `ends_at_ms` is when it resolved,
+/// or, while firing, how long the notifier should assume it still fires without news.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingAlert {
+    /// Its labels.
+    pub labels: Labels,
+    /// Its annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// When it fired (ms).
+    pub starts_at_ms: i64,
+    /// When it resolved, or until when it is valid (ms).
+    pub ends_at_ms: i64,
+    /// A link to the expression (Prometheus' `generatorURL`).
+    pub generator_url: String,
+}
+
+/// Where firing and resolved alerts go (the appliance's Alertmanager).
+pub trait AlertNotifier: Send + Sync {
+    /// Takes alerts of one rule; must not block for long.
+    fn send(&self, alerts: Vec<OutgoingAlert>);
 }
 
 /// How a rule's last evaluation went.
@@ -384,6 +410,8 @@ impl Group {
                             fired_at: None,
                             resolved_at: None,
                             last_seen: ts,
+                            last_sent_at: None,
+                            valid_until: 0,
                         },
                     );
                 }
@@ -495,6 +523,59 @@ impl Group {
             }
         }
     }
+}
+
+impl Group {
+    /// The alerts to send to the notifier after the evaluation at `ts`, as Prometheus'
+    /// `sendAlerts`: firing alerts and alerts resolved since they were last sent, each at most
+    /// once per `resend_delay_ms` unless it resolved; firing ones valid for four times the
+    /// larger of the group interval and the resend delay (two missed evaluations or sends
+    /// do not resolve them). `external_url` prefixes the generator link.
+    pub fn alerts_to_send(&self, ts: i64, resend_delay_ms: i64, external_url: &str) -> Vec<OutgoingAlert> {
+        let delta = resend_delay_ms.max(self.interval_ms);
+        let mut out = Vec::new();
+        for rule in self.rules.iter().filter(|rule| rule.is_alerting()) {
+            let mut alerts = rule.alerts.lock().unwrap_or_else(|poison| poison.into_inner());
+            for alert in alerts.values_mut() {
+                if alert.state == AlertState::Pending {
+                    continue;
+                }
+                let resolved_since_sent = alert
+                    .resolved_at
+                    .is_some_and(|resolved| alert.last_sent_at.is_none_or(|sent| resolved > sent));
+                let resend_due = alert.last_sent_at.is_none_or(|sent| sent + resend_delay_ms < ts);
+                if !resolved_since_sent && !resend_due {
+                    continue;
+                }
+                alert.last_sent_at = Some(ts);
+                alert.valid_until = ts + 4 * delta;
+                out.push(OutgoingAlert {
+                    labels: alert.labels.clone(),
+                    annotations: alert.annotations.clone(),
+                    starts_at_ms: alert.fired_at.unwrap_or(alert.active_at),
+                    ends_at_ms: alert.resolved_at.unwrap_or(alert.valid_until),
+                    generator_url: generator_url(external_url, &rule.query),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Prometheus' link to an expression in its graph page (`strutil.TableLinkForExpression`).
+fn generator_url(external_url: &str, expr: &str) -> String {
+    let mut encoded = String::with_capacity(expr.len() * 2);
+    for byte in expr.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => encoded.push(byte as char),
+            b' ' => encoded.push('+'),
+            other => encoded.push_str(&format!("%{other:02X}")),
+        }
+    }
+    format!(
+        "{}/graph?g0.expr={encoded}&g0.tab=1",
+        external_url.trim_end_matches('/')
+    )
 }
 
 /// The groups of every rule file, as the API shows them.

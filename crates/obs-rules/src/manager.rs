@@ -12,7 +12,7 @@ use obs_promql::{Engine, EngineOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::file::{self, RuleFileError};
-use crate::group::{Group, RuleSet, SeriesSink, carry_over, group_key};
+use crate::group::{AlertNotifier, Group, RuleSet, SeriesSink, carry_over, group_key};
 
 /// Runs the rule groups.
 #[derive(Clone)]
@@ -31,6 +31,27 @@ struct Inner {
     options: EngineOptions,
     running: Mutex<Vec<(Arc<Group>, CancellationToken)>>,
     shutdown: CancellationToken,
+    notify: Mutex<Option<Arc<Notify>>>,
+}
+
+/// Where alerts go, and how often they are re-sent.
+pub struct Notify {
+    /// The notifier.
+    pub notifier: Arc<dyn AlertNotifier>,
+    /// Least time between two sends of an unchanged firing alert (Prometheus'
+    /// `--rules.alert.resend-delay`, 1m).
+    pub resend_delay_ms: i64,
+    /// Prefix of the alerts' generator links.
+    pub external_url: String,
+}
+
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notify")
+            .field("resend_delay_ms", &self.resend_delay_ms)
+            .field("external_url", &self.external_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Writes rule results into the metrics store from a blocking thread.
@@ -76,6 +97,39 @@ pub fn load_groups(
     Ok(groups)
 }
 
+/// The default alert pack (`deploy/rules/*.rules.yml`), compiled in: file name and text.
+pub const DEFAULT_ALERT_PACK: [(&str, &str); 4] = [
+    (
+        "scrape.rules.yml",
+        include_str!("../../../deploy/rules/scrape.rules.yml"),
+    ),
+    (
+        "node.rules.yml",
+        include_str!("../../../deploy/rules/node.rules.yml"),
+    ),
+    (
+        "traefik.rules.yml",
+        include_str!("../../../deploy/rules/traefik.rules.yml"),
+    ),
+    (
+        "obs-appliance.rules.yml",
+        include_str!("../../../deploy/rules/obs-appliance.rules.yml"),
+    ),
+];
+
+/// The groups of the default alert pack, named `(default alert pack)/<file>` in the APIs.
+pub fn default_alert_pack(default_interval_ms: i64) -> Result<Vec<Group>, RuleFileError> {
+    let mut groups = Vec::new();
+    for (name, text) in DEFAULT_ALERT_PACK {
+        let label = format!("(default alert pack)/{name}");
+        let rules = file::parse(text, Path::new(&label))?;
+        for group in &rules.groups {
+            groups.push(Group::new(group, &label, default_interval_ms));
+        }
+    }
+    Ok(groups)
+}
+
 impl RuleManager {
     /// A manager evaluating over `store`.
     pub fn new(store: Arc<MetricsStore>, options: EngineOptions) -> RuleManager {
@@ -85,8 +139,18 @@ impl RuleManager {
                 options,
                 running: Mutex::new(Vec::new()),
                 shutdown: CancellationToken::new(),
+                notify: Mutex::new(None),
             }),
         }
+    }
+
+    /// Sends alerts to `notify` from the next evaluation on.
+    pub fn set_notifier(&self, notify: Notify) {
+        *self
+            .inner
+            .notify
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(Arc::new(notify));
     }
 
     /// Replaces the running groups; groups with the same file, name, interval and rules keep
@@ -112,8 +176,7 @@ impl RuleManager {
             let stop = self.inner.shutdown.child_token();
             tokio::spawn(run_group(
                 Arc::clone(&group),
-                Arc::clone(&self.inner.store),
-                self.inner.options.clone(),
+                Arc::clone(&self.inner),
                 stop.clone(),
             ));
             running.push((group, stop));
@@ -140,12 +203,7 @@ impl RuleManager {
 
 /// Evaluates a group at the multiples of its interval shifted by a hash of its identity (as
 /// Prometheus spreads groups), until stopped.
-async fn run_group(
-    group: Arc<Group>,
-    store: Arc<MetricsStore>,
-    options: EngineOptions,
-    stop: CancellationToken,
-) {
+async fn run_group(group: Arc<Group>, manager: Arc<Inner>, stop: CancellationToken) {
     use std::hash::BuildHasher;
     let interval = group.interval_ms;
     let offset = (foldhash::fast::FixedState::with_seed(7).hash_one(group_key(&group.file, &group.name))
@@ -162,13 +220,28 @@ async fn run_group(
             () = tokio::time::sleep(wait) => {}
         }
         let ts = next;
-        let (group, store, options) = (Arc::clone(&group), Arc::clone(&store), options.clone());
+        let (group, store, options) = (
+            Arc::clone(&group),
+            Arc::clone(&manager.store),
+            manager.options.clone(),
+        );
+        let notify = manager
+            .notify
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
         let runtime = tokio::runtime::Handle::current();
         let evaluated = tokio::task::spawn_blocking(move || {
             let querier: Arc<dyn MetricsQuerier> = Arc::clone(&store) as Arc<dyn MetricsQuerier>;
             let engine = Engine::new(Arc::clone(&querier), options);
             let sink = StoreSink { store, runtime };
             group.evaluate(&engine, querier.as_ref(), &sink, ts);
+            if let Some(notify) = notify {
+                let alerts = group.alerts_to_send(ts, notify.resend_delay_ms, &notify.external_url);
+                if !alerts.is_empty() {
+                    notify.notifier.send(alerts);
+                }
+            }
         })
         .await;
         if evaluated.is_err() {

@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod alertmanager_api;
 pub mod error;
 mod http_metrics;
 pub mod listener;
@@ -104,6 +105,8 @@ struct StateInner {
     scrape: std::sync::OnceLock<obs_scrape::manager::ScrapeManager>,
     /// The rule manager, once rules run.
     rules: std::sync::OnceLock<obs_rules::manager::RuleManager>,
+    /// The notifier (Alertmanager API v2), once it runs.
+    alertmanager: std::sync::OnceLock<obs_alertmanager::service::Alertmanager>,
     /// Reloads the configuration (`POST /-/reload`); set by the binary.
     reload: std::sync::OnceLock<Reload>,
     /// The metrics store, once it has replayed its write-ahead log.
@@ -132,6 +135,7 @@ impl AppState {
                 metrics: std::sync::OnceLock::new(),
                 scrape: std::sync::OnceLock::new(),
                 rules: std::sync::OnceLock::new(),
+                alertmanager: std::sync::OnceLock::new(),
                 reload: std::sync::OnceLock::new(),
             }),
         };
@@ -272,6 +276,16 @@ impl AppState {
         self.inner.rules.get()
     }
 
+    /// Serves the Alertmanager API from `service`.
+    pub fn attach_alertmanager(&self, service: obs_alertmanager::service::Alertmanager) {
+        let _ = self.inner.alertmanager.set(service);
+    }
+
+    /// The notifier, once it runs.
+    pub fn alertmanager(&self) -> Option<&obs_alertmanager::service::Alertmanager> {
+        self.inner.alertmanager.get()
+    }
+
     /// Sets what `POST /-/reload` does.
     pub fn set_reload(&self, hook: ReloadHook) {
         let _ = self.inner.reload.set(Reload(hook));
@@ -296,6 +310,7 @@ impl AppState {
 pub fn router(state: AppState) -> Mux {
     let http = ops::routes()
         .merge(prometheus_api::routes())
+        .merge(alertmanager_api::routes())
         .merge(otlp_api::routes())
         .fallback(ops::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
