@@ -39,7 +39,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use obs_bench::{Server, SplitMix, System, arg_flag, arg_value, http_agent, human, post_remote_write};
@@ -158,15 +157,15 @@ fn main() {
             None => index + 1 == ranges.len(),
         };
         let _perf = match (&perf_record, profiled) {
-            (Some(path), true) => PerfRecording::start(servers[0].pid(), path),
+            (Some(path), true) => obs_bench::PerfRecording::start(servers[0].pid(), path, "dwarf,8192"),
             _ => None,
         };
-        let load_before = load_average();
+        let load_before = obs_bench::load_average();
         let results = measure_range(&servers, range, data_end_ms, repeats);
         print_range(&servers, range, &results, repeats, &mut all_ratios);
         println!(
             "machine load average (1 min) before / after this range: {load_before} / {} (2 cores; this bench alone keeps it near 1, more means other work competed)",
-            load_average()
+            obs_bench::load_average()
         );
         println!();
     }
@@ -1317,65 +1316,5 @@ fn print_summary(all_ratios: &[(String, Vec<f64>)]) {
             "| {label} | {:.2}x | {best:.2}x | {worst:.2}x |",
             geometric_mean(ratios)
         );
-    }
-}
-
-/// The 1-minute load average of the machine, to tell a quiet run from a disturbed one.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Profiling
-
-/// `perf record` attached to a process; stopped with SIGINT (so it writes its file) on drop.
-#[derive(Debug)]
-struct PerfRecording {
-    child: Child,
-}
-
-impl PerfRecording {
-    fn start(pid: u32, output: &Path) -> Option<PerfRecording> {
-        let Some(perf) = obs_bench::which("perf") else {
-            eprintln!("perf not found; --perf-record ignored");
-            return None;
-        };
-        let child = Command::new(perf)
-            .args([
-                "record",
-                "-F",
-                "499",
-                "--call-graph",
-                "dwarf,8192",
-                "-p",
-                &pid.to_string(),
-                "-o",
-            ])
-            .arg(output)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        eprintln!("perf recording pid {pid} into {}", output.display());
-        // Let perf attach before the first query.
-        std::thread::sleep(Duration::from_millis(500));
-        Some(PerfRecording { child })
-    }
-}
-
-impl Drop for PerfRecording {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

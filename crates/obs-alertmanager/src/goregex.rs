@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use obs_core::goregex::{go_syntax_to_rust, regex_error_message};
+use obs_core::goregex::compile_anchored;
 
 /// A compiled matcher regex: Go RE2 syntax, anchored at both ends like Alertmanager's
 /// `regexp.Compile("^(?:" + v + ")$")`. Equality is by source pattern.
@@ -18,12 +18,9 @@ pub struct GoRegex {
 impl GoRegex {
     /// Compiles `source`, anchored. The error is one line naming the pattern.
     pub fn new(source: &str) -> Result<GoRegex, String> {
-        let anchored_pattern = format!("^(?:{})$", go_syntax_to_rust(source));
-        let anchored = regex::RegexBuilder::new(&anchored_pattern)
-            .octal(true)
-            .size_limit(1 << 20)
-            .build()
-            .map_err(|err| format!("error parsing regexp {source:?}: {}", regex_error_message(&err)))?;
+        // Patterns arrive from the API (silences): bound the compiled program.
+        let anchored = compile_anchored(source, 1 << 20)
+            .map_err(|message| format!("error parsing regexp {source:?}: {message}"))?;
         Ok(GoRegex {
             source: source.to_owned(),
             anchored,

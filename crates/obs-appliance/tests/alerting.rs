@@ -9,7 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -109,23 +109,6 @@ fn serve(stream: TcpStream, sink: &Mutex<Vec<(Instant, Value)>>, status: &Mutex<
     }
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// prometheus/common's `LabelSet.Fingerprint()`: FNV-1a 64 over the sorted pairs, each name
 /// and value followed by 0xff.
 fn fingerprint(labels: &[(&str, &str)]) -> String {
@@ -173,9 +156,9 @@ fn a_stopped_node_exporter_fires_a_webhook_and_its_return_resolves_it() {
     ) else {
         return;
     };
-    let port = free_port();
+    let port = common::free_port();
     let start_exporter = || {
-        Killed(
+        common::Killed(
             Command::new(&exporter)
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .stdout(Stdio::null())
@@ -716,8 +699,8 @@ fn prometheus_sends_its_alerts_to_the_appliance() {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let _prometheus = Killed(
+    let port = common::free_port();
+    let _prometheus = common::Killed(
         Command::new(prometheus)
             .arg(format!(
                 "--config.file={}",

@@ -7,30 +7,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Appliance, required_tool};
 use obs_core::partition::DataLayout;
 use obs_core::series::{Labels, Matcher, MetricsQuerier};
 use obs_metrics::store::{MetricsOptions, MetricsStore};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_http_ok(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -74,8 +57,8 @@ fn prometheus_remote_write_of_node_exporter_matches_prometheus_own_tsdb() {
     let appliance = Appliance::start(&data, &[]);
     appliance.wait_ready();
 
-    let node_port = free_port();
-    let _node = Killed(
+    let node_port = common::free_port();
+    let _node = common::Killed(
         Command::new(node_exporter)
             .args([
                 &format!("--web.listen-address=127.0.0.1:{node_port}"),
@@ -88,7 +71,7 @@ fn prometheus_remote_write_of_node_exporter_matches_prometheus_own_tsdb() {
     );
     wait_http_ok(&format!("http://127.0.0.1:{node_port}/metrics"));
 
-    let prometheus_port = free_port();
+    let prometheus_port = common::free_port();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
@@ -98,7 +81,7 @@ fn prometheus_remote_write_of_node_exporter_matches_prometheus_own_tsdb() {
         ),
     )
     .unwrap();
-    let mut prometheus = Killed(
+    let mut prometheus = common::Killed(
         Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(

@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -275,15 +275,6 @@ fn scraping_follows_prometheus_semantics() {
     );
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_real_node_exporter_is_scraped_completely() {
     let Some(exporter) = common::required_tool(
@@ -298,7 +289,7 @@ fn a_real_node_exporter_is_scraped_completely() {
         .unwrap()
         .port();
     let start_exporter = || {
-        Killed(
+        common::Killed(
             Command::new(&exporter)
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .stdout(Stdio::null())

@@ -259,3 +259,14 @@ pub fn regex_error_message(err: &regex::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// Compiles `pattern` (Go's RE2 syntax) anchored at both ends, as Prometheus and Alertmanager
+/// compile `^(?:` + pattern + `)$`, with Go's octal escapes (`\012`) and at most `size_limit`
+/// bytes of compiled program. The error is the one-line reason.
+pub fn compile_anchored(pattern: &str, size_limit: usize) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(&format!("^(?:{})$", go_syntax_to_rust(pattern)))
+        .octal(true)
+        .size_limit(size_limit)
+        .build()
+        .map_err(|err| regex_error_message(&err))
+}

@@ -30,7 +30,7 @@
 //!
 //! Regular expressions are written in Go's RE2 syntax, as for Prometheus. The `regex` crate
 //! reads nearly the same language; [`Regex::new`] rewrites the few constructs where the two
-//! differ so that a pattern means here what it means in Prometheus (see `go_syntax_to_rust`).
+//! differ so that a pattern means here what it means in Prometheus (see `obs_core::goregex`).
 //! Replacement templates (`$1`, `${1}`, `$name`, `${name}`) are expanded by Go's
 //! `Regexp.ExpandString` rules, not the `regex` crate's: `$1x` names group `1x`, `$01` names
 //! no group, and a malformed reference such as `${1-}` stays literal.
@@ -221,15 +221,11 @@ pub struct Regex {
 impl Regex {
     /// Compiles a pattern written in Go's RE2 syntax, anchored at both ends.
     pub fn new(source: &str) -> Result<Regex, RelabelError> {
-        let anchored_pattern = format!("^(?:{})$", go_syntax_to_rust(source));
-        let anchored = regex::RegexBuilder::new(&anchored_pattern)
-            // Go reads `\012` as an octal escape.
-            .octal(true)
-            .build()
-            .map_err(|err| RelabelError::InvalidRegex {
-                regex: source.to_owned(),
-                message: regex_error_message(&err),
-            })?;
+        // The `regex` crate's default size limit: patterns come from the configuration.
+        let anchored = compile_anchored(source, 10 << 20).map_err(|message| RelabelError::InvalidRegex {
+            regex: source.to_owned(),
+            message,
+        })?;
         Ok(Regex {
             source: source.to_owned(),
             anchored,
@@ -743,7 +739,7 @@ fn group_ref(name: &str) -> GroupRef<'_> {
     GroupRef::Index(number)
 }
 
-use obs_core::goregex::{go_syntax_to_rust, regex_error_message};
+use obs_core::goregex::compile_anchored;
 
 #[cfg(test)]
 mod tests {

@@ -220,3 +220,22 @@ pub fn no_scrape_config(dir: &Path) -> PathBuf {
     std::fs::write(&path, "# defaults, no scrape_configs\n").unwrap();
     path
 }
+
+/// A child process killed (and reaped) when dropped: exporters, Prometheus.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
