@@ -1,7 +1,7 @@
-//! The pure-logic core of obs-appliance's Alertmanager-compatible notifier: what Alertmanager
-//! 0.27 decides, without its HTTP server, storage or clock. The server feeds it alerts and the
-//! time, delivers the [`dispatch::Notification`]s it returns, and persists the silences and
-//! the notification log.
+//! obs-appliance's Alertmanager-compatible notifier. Most of it is what Alertmanager 0.27
+//! decides, as pure functions over an explicit clock (the modules below); [`service`] runs
+//! them: it feeds alerts and the time in, delivers the [`dispatch::Notification`]s (webhook,
+//! ntfy, [`email`]), and persists silences, the notification log and the alerts.
 //!
 //! - [`config`]: alertmanager.yml — strict parsing, upstream defaults and validation, errors
 //!   with YAML paths; receivers `webhook_configs`, `email_configs` and the obs-appliance
@@ -18,9 +18,9 @@
 //! - [`webhook`]: the webhook payload (version "4", byte-compatible with Go's encoder) and the
 //!   ntfy message.
 //!
-//! It knows nothing about HTTP, async runtimes or files (except [`config::Config::load_file`]).
-//! Times are [`time::Timestamp`]s passed in by the caller, so every behaviour is
-//! deterministic and testable.
+//! Only [`service`] and [`email`] know about networks, async runtimes or storage; elsewhere
+//! times are [`time::Timestamp`]s passed in by the caller, so every decision is deterministic
+//! and testable.
 //!
 //! ```
 //! use obs_alertmanager::alert::Alert;
@@ -66,6 +66,7 @@
 pub mod alert;
 pub mod config;
 pub mod dispatch;
+pub mod email;
 mod error;
 pub mod goregex;
 pub mod inhibit;

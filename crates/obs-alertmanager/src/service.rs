@@ -272,19 +272,9 @@ impl StoredAlert {
     }
 }
 
-/// Why a configuration cannot be run (on top of what [`Config::parse`] checks).
-pub fn check_supported(config: &Config) -> Result<(), Error> {
-    for (index, receiver) in config.receivers.iter().enumerate() {
-        if !receiver.email_configs.is_empty() {
-            return Err(Error::Config {
-                path: format!("receivers[{index}].email_configs"),
-                message: format!(
-                    "receiver {:?}: email delivery is not supported yet by obs-appliance; use webhook_configs or ntfy_configs",
-                    receiver.name
-                ),
-            });
-        }
-    }
+/// Why a configuration cannot be run (on top of what [`Config::parse`] checks): nothing is
+/// refused today; kept as the one place for such checks.
+pub fn check_supported(_config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
@@ -768,6 +758,13 @@ fn remove_collected_silences(inner: &Inner) {
     }
 }
 
+/// What one delivery sends.
+#[derive(Clone)]
+enum Delivery {
+    Http(Box<Request>),
+    Email(Box<(crate::config::EmailConfig, crate::email::EmailMessage)>),
+}
+
 /// One HTTP request of a delivery.
 #[derive(Clone)]
 struct Request {
@@ -809,14 +806,24 @@ async fn deliver(inner: Arc<Inner>, notification: Notification) {
                     .deadline
                     .duration_since(now)
                     .max(Duration::from_secs(1));
-                let outcome = tokio::task::spawn_blocking(move || send(&attempt, left))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Failure {
-                            message: "the delivery task panicked".to_owned(),
-                            retry: false,
-                        })
-                    });
+                let outcome = tokio::task::spawn_blocking(move || match &attempt {
+                    Delivery::Http(request) => send(request, left),
+                    Delivery::Email(email) => {
+                        crate::email::send(&email.0, &email.1, left.min(Duration::from_secs(30))).map_err(
+                            |err| Failure {
+                                message: err.message,
+                                retry: err.retry,
+                            },
+                        )
+                    }
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure {
+                        message: "the delivery task panicked".to_owned(),
+                        retry: false,
+                    })
+                });
                 match outcome {
                     Ok(()) => break true,
                     Err(failure) => {
@@ -871,7 +878,7 @@ fn build_request(
     config: &Config,
     notification: &Notification,
     external_url: &str,
-) -> Result<Request, String> {
+) -> Result<Delivery, String> {
     let reference = &notification.integration;
     let receiver = config
         .receiver(&reference.receiver)
@@ -887,13 +894,13 @@ fn build_request(
                 (None, Some(file)) => read_secret_file(file)?,
                 (None, None) => return Err("webhook without url".to_owned()),
             };
-            Ok(Request {
+            Ok(Delivery::Http(Box::new(Request {
                 url,
                 headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
                 body: webhook_payload(notification, external_url),
                 http: webhook.http_config.clone(),
                 timeout: webhook.timeout,
-            })
+            })))
         }
         "ntfy" => {
             let ntfy = receiver
@@ -911,13 +918,21 @@ fn build_request(
             if let Some(token) = token {
                 headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
             }
-            Ok(Request {
+            Ok(Delivery::Http(Box::new(Request {
                 url: message.url,
                 headers,
                 body: message.body,
                 http: ntfy.http_config.clone(),
                 timeout: None,
-            })
+            })))
+        }
+        "email" => {
+            let email = receiver
+                .email_configs
+                .get(reference.index)
+                .ok_or_else(|| "email no longer configured".to_owned())?;
+            let message = crate::email::message(notification, email, external_url);
+            Ok(Delivery::Email(Box::new((email.clone(), message))))
         }
         other => Err(format!("{other} delivery is not supported")),
     }
@@ -1123,16 +1138,5 @@ mod tests {
         ];
         assert!(service.post_alerts(too_many).unwrap_err().contains("too many"));
         service.shutdown().await;
-    }
-
-    #[test]
-    fn email_receivers_are_refused_until_supported() {
-        let config = Config::parse(
-            "route: {receiver: mail}\n\
-             receivers: [{name: mail, email_configs: [{to: a@example.org, from: b@example.org, smarthost: 'smtp.example.org:587'}]}]",
-        )
-        .unwrap();
-        let error = check_supported(&config).unwrap_err().to_string();
-        assert!(error.contains("email delivery is not supported"), "{error}");
     }
 }

@@ -736,3 +736,134 @@ fn prometheus_sends_its_alerts_to_the_appliance() {
         fingerprint(&[("alertname", "FromPrometheus"), ("severity", "info")])
     );
 }
+
+/// A plain SMTP server on loopback that accepts every message: records the commands and the
+/// message data.
+fn smtp_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let sink = Arc::clone(&sink);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                let mut say = |text: &str| writer.write_all(format!("{text}\r\n").as_bytes());
+                if say("220 test.smtp ESMTP").is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end().to_owned();
+                    sink.lock().unwrap().push(line.clone());
+                    let verb = line.split(' ').next().unwrap_or_default().to_uppercase();
+                    let answer = match verb.as_str() {
+                        "EHLO" => "250-test.smtp\r\n250 AUTH PLAIN LOGIN".to_owned(),
+                        "AUTH" => "235 ok".to_owned(),
+                        "MAIL" | "RCPT" => "250 ok".to_owned(),
+                        "DATA" => {
+                            if say("354 go on").is_err() {
+                                return;
+                            }
+                            let mut data = String::new();
+                            loop {
+                                let mut part = String::new();
+                                if reader.read_line(&mut part).unwrap_or(0) == 0 || part == ".\r\n" {
+                                    break;
+                                }
+                                data.push_str(&part);
+                            }
+                            sink.lock().unwrap().push(format!("DATA:{data}"));
+                            "250 queued".to_owned()
+                        }
+                        "QUIT" => {
+                            let _ = say("221 bye");
+                            return;
+                        }
+                        _ => "502 unknown".to_owned(),
+                    };
+                    if say(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (address, log)
+}
+
+#[test]
+fn email_receivers_deliver_through_smtp() {
+    let (smtp, log) = smtp_server();
+    let dir = tempfile::tempdir().unwrap();
+    let appliance = start(
+        dir.path(),
+        &format!(
+            "alertmanager:\n  config:\n    route: {{receiver: mail, group_by: [alertname], group_wait: 1s}}\n    receivers:\n      - name: mail\n        email_configs:\n          - to: 'ops@example.org, oncall@example.org'\n            from: 'Alerts <alerts@example.org>'\n            smarthost: '{smtp}'\n            require_tls: false\n            auth_username: watcher\n            auth_password: s3cret\n"
+        ),
+    );
+    let (status, _) = post_json(
+        &appliance,
+        "/api/v2/alerts",
+        &json!([alert(
+            json!({"alertname": "DiskFull", "instance": "node-a", "severity": "warning"})
+        )]),
+    );
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let data = loop {
+        let found = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|line| line.strip_prefix("DATA:").map(str::to_owned));
+        if let Some(data) = found {
+            break data;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no mail within 15s; SMTP log: {:?}\n{}",
+            log.lock().unwrap(),
+            appliance.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let commands = log.lock().unwrap().clone();
+    assert!(
+        commands.iter().any(|line| line.starts_with("EHLO ")),
+        "{commands:?}"
+    );
+    // AUTH PLAIN with "\0watcher\0s3cret".
+    assert!(
+        commands.contains(&"AUTH PLAIN AHdhdGNoZXIAczNjcmV0".to_owned()),
+        "{commands:?}"
+    );
+    assert!(
+        commands.contains(&"MAIL FROM:<alerts@example.org>".to_owned()),
+        "{commands:?}"
+    );
+    assert!(
+        commands.contains(&"RCPT TO:<ops@example.org>".to_owned()),
+        "{commands:?}"
+    );
+    assert!(
+        commands.contains(&"RCPT TO:<oncall@example.org>".to_owned()),
+        "{commands:?}"
+    );
+    assert!(
+        data.contains("Subject: [FIRING:1] DiskFull (node-a warning)\r\n"),
+        "{data}"
+    );
+    assert!(
+        data.contains("To: ops@example.org, oncall@example.org\r\n"),
+        "{data}"
+    );
+    assert!(data.contains("  - instance = node-a\r\n"), "{data}");
+    assert!(data.contains("  - summary = test\r\n"), "{data}");
+}
