@@ -867,3 +867,88 @@ fn email_receivers_deliver_through_smtp() {
     assert!(data.contains("  - instance = node-a\r\n"), "{data}");
     assert!(data.contains("  - summary = test\r\n"), "{data}");
 }
+
+#[test]
+fn a_broken_reload_keeps_the_running_rules_and_routing() {
+    let first = Webhook::start();
+    let second = Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("always.rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: always\n    interval: 1s\n    rules:\n      - alert: Always\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    let config_text = |name: &str, url: String| {
+        format!(
+            "global: {{evaluation_interval: 1s}}\nrule_files: ['*.rules.yml']\nalertmanager:\n  resend_delay: 1s\n  config:\n    route: {{receiver: {name}, group_by: [alertname], group_wait: 1s, group_interval: 1s, repeat_interval: 1h}}\n    receivers: [{{name: {name}, webhook_configs: [{{url: '{url}'}}]}}]\n"
+        )
+    };
+    let appliance = start(dir.path(), &config_text("hook", first.url()));
+    first.wait_for("Always", Duration::from_secs(15), |payload| {
+        payload["commonLabels"]["alertname"] == "Always"
+    });
+    let reload = || {
+        let mut response = common::http()
+            .post(&appliance.url("/-/reload"))
+            .send_empty()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    };
+    let rule_names = || {
+        let (_, body) = get_json(&appliance, "/api/v1/rules");
+        body["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|group| group["rules"].as_array().unwrap().clone())
+            .map(|rule| rule["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rule_names(), ["Always"]);
+
+    // A broken rule file: refused, the rule keeps running.
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: always\n    rules:\n      - alert: Broken\n        expr: 'vector(1'\n",
+    )
+    .unwrap();
+    let (status, body) = reload();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("always.rules.yml"), "{body}");
+    assert_eq!(rule_names(), ["Always"]);
+
+    // A broken routing (a route to a receiver that does not exist): refused, nothing changes.
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: always\n    interval: 1s\n    rules:\n      - alert: Always\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        config_text("other", second.url()).replace("route: {receiver: other,", "route: {receiver: nobody,"),
+    )
+    .unwrap();
+    let (status, body) = reload();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("nobody"), "{body}");
+    let (_, status_body) = get_json(&appliance, "/api/v2/status");
+    assert!(
+        status_body["config"]["original"]
+            .as_str()
+            .unwrap()
+            .contains(&first.url()),
+        "{status_body}"
+    );
+
+    // A good reload switches the receiver (the group is new to it, so it is notified there;
+    // as in Alertmanager, the notification log is per receiver name, so a changed URL under
+    // the same name would not be notified again).
+    std::fs::write(dir.path().join("config.yaml"), config_text("other", second.url())).unwrap();
+    let (status, body) = reload();
+    assert_eq!(status, 200, "{body}");
+    second.wait_for("Always at the new receiver", Duration::from_secs(15), |payload| {
+        payload["commonLabels"]["alertname"] == "Always"
+    });
+}
