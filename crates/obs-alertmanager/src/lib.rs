@@ -68,6 +68,7 @@ pub mod config;
 pub mod dispatch;
 pub mod email;
 mod error;
+pub mod forward;
 pub mod goregex;
 pub mod inhibit;
 pub mod labels;

@@ -58,6 +58,9 @@ pub(crate) struct Config {
     /// The built-in Alertmanager: routing and receivers in alertmanager.yml's format.
     #[serde(default)]
     pub(crate) alertmanager: AlertmanagerSection,
+    /// Prometheus' `alerting:`: external Alertmanagers that get the rules' alerts too.
+    #[serde(default)]
+    pub(crate) alerting: AlertingSection,
     /// Where the configuration came from (`None`: the embedded default), for reloads.
     #[serde(skip)]
     pub(crate) source: Option<PathBuf>,
@@ -104,6 +107,105 @@ impl Default for AlertmanagerSection {
             resend_delay: default_resend_delay(),
         }
     }
+}
+
+/// `alerting:` as in prometheus.yml (the parts that apply here).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlertingSection {
+    /// External Alertmanagers.
+    #[serde(default)]
+    pub(crate) alertmanagers: Vec<ExternalAlertmanager>,
+}
+
+/// One `alerting.alertmanagers` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExternalAlertmanager {
+    /// `host:port` of each Alertmanager.
+    #[serde(default)]
+    pub(crate) static_configs: Vec<StaticAlertmanagers>,
+    /// `http` or `https`.
+    #[serde(default = "default_scheme")]
+    pub(crate) scheme: String,
+    /// Prefix of the API path.
+    #[serde(default)]
+    pub(crate) path_prefix: String,
+    /// Only `v2` (Alertmanager ≥ 0.16).
+    #[serde(default = "default_api_version")]
+    pub(crate) api_version: String,
+    /// Per-request timeout.
+    #[serde(default = "default_alertmanager_timeout")]
+    pub(crate) timeout: PromDuration,
+    /// Basic authentication.
+    #[serde(default)]
+    pub(crate) basic_auth: Option<ExternalBasicAuth>,
+    /// `Authorization` header.
+    #[serde(default)]
+    pub(crate) authorization: Option<ExternalAuthorization>,
+    /// TLS.
+    #[serde(default)]
+    pub(crate) tls_config: Option<ExternalTls>,
+}
+
+/// `static_configs` entry of an external Alertmanager.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StaticAlertmanagers {
+    pub(crate) targets: Vec<String>,
+}
+
+/// `basic_auth`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExternalBasicAuth {
+    pub(crate) username: String,
+    #[serde(default)]
+    pub(crate) password: Option<String>,
+    #[serde(default)]
+    pub(crate) password_file: Option<PathBuf>,
+}
+
+/// `authorization`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExternalAuthorization {
+    #[serde(default = "default_auth_type", rename = "type")]
+    pub(crate) kind: String,
+    #[serde(default)]
+    pub(crate) credentials: Option<String>,
+    #[serde(default)]
+    pub(crate) credentials_file: Option<PathBuf>,
+}
+
+/// `tls_config`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExternalTls {
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) insecure_skip_verify: bool,
+}
+
+fn default_scheme() -> String {
+    "http".to_owned()
+}
+
+fn default_api_version() -> String {
+    "v2".to_owned()
+}
+
+fn default_auth_type() -> String {
+    "Bearer".to_owned()
+}
+
+fn default_alertmanager_timeout() -> PromDuration {
+    PromDuration::from_millis(10_000)
 }
 
 /// `query:`.
@@ -567,7 +669,109 @@ impl Config {
         let settings = config.scrape_settings(origin, base_dir)?;
         config.rule_groups(origin, base_dir, &settings)?;
         config.alertmanager_config(origin, base_dir)?;
+        config.forward_targets(origin, base_dir)?;
         Ok(config)
+    }
+
+    /// The external Alertmanagers of `alerting.alertmanagers`, credentials and certificates
+    /// read (relative paths from `base_dir`).
+    pub(crate) fn forward_targets(
+        &self,
+        origin: &str,
+        base_dir: &Path,
+    ) -> Result<Vec<obs_alertmanager::forward::ForwardTarget>, ConfigError> {
+        let mut targets = Vec::new();
+        for (index, entry) in self.alerting.alertmanagers.iter().enumerate() {
+            let key = format!("alerting.alertmanagers[{index}]");
+            let invalid = |field: &str, message: String| ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key: format!("{key}{field}"),
+                message,
+            };
+            if entry.api_version != "v2" {
+                return Err(invalid(
+                    ".api_version",
+                    format!(
+                        "{:?}: only v2 is supported (Alertmanager 0.16 and later)",
+                        entry.api_version
+                    ),
+                ));
+            }
+            if entry.scheme != "http" && entry.scheme != "https" {
+                return Err(invalid(
+                    ".scheme",
+                    format!("{:?}: use http or https", entry.scheme),
+                ));
+            }
+            let read = |field: &str, path: &Path| -> Result<Vec<u8>, ConfigError> {
+                std::fs::read(base_dir.join(path))
+                    .map_err(|err| invalid(field, format!("cannot read {}: {err}", path.display())))
+            };
+            let text = |field: &str, path: &Path| -> Result<String, ConfigError> {
+                read(field, path).map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+            };
+            let authorization = match (&entry.basic_auth, &entry.authorization) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "",
+                        "set basic_auth or authorization, not both".to_owned(),
+                    ));
+                }
+                (Some(basic), None) => {
+                    let password = match (&basic.password, &basic.password_file) {
+                        (_, Some(file)) => text(".basic_auth.password_file", file)?,
+                        (Some(password), None) => password.clone(),
+                        (None, None) => String::new(),
+                    };
+                    Some(format!(
+                        "Basic {}",
+                        obs_core::httpclient::base64(format!("{}:{password}", basic.username).as_bytes())
+                    ))
+                }
+                (None, Some(auth)) => {
+                    let credentials = match (&auth.credentials, &auth.credentials_file) {
+                        (_, Some(file)) => text(".authorization.credentials_file", file)?,
+                        (Some(credentials), None) => credentials.clone(),
+                        (None, None) => String::new(),
+                    };
+                    Some(format!("{} {credentials}", auth.kind))
+                }
+                (None, None) => None,
+            };
+            let tls = entry.tls_config.clone().unwrap_or_default();
+            let ca_pem = tls
+                .ca_file
+                .as_ref()
+                .map(|file| read(".tls_config.ca_file", file))
+                .transpose()?;
+            let client_pem = match (&tls.cert_file, &tls.key_file) {
+                (Some(cert), Some(key)) => Some((
+                    read(".tls_config.cert_file", cert)?,
+                    read(".tls_config.key_file", key)?,
+                )),
+                (None, None) => None,
+                _ => {
+                    return Err(invalid(
+                        ".tls_config",
+                        "cert_file and key_file go together".to_owned(),
+                    ));
+                }
+            };
+            let prefix = entry.path_prefix.trim_end_matches('/');
+            for group in &entry.static_configs {
+                for target in &group.targets {
+                    targets.push(obs_alertmanager::forward::ForwardTarget {
+                        url: format!("{}://{target}{prefix}/api/v2/alerts", entry.scheme),
+                        timeout: entry.timeout.as_std(),
+                        authorization: authorization.clone(),
+                        ca_pem: ca_pem.clone(),
+                        client_pem: client_pem.clone(),
+                        insecure_skip_verify: tls.insecure_skip_verify,
+                    });
+                }
+            }
+        }
+        Ok(targets)
     }
 
     /// The built-in Alertmanager's configuration: `alertmanager.config_file`,

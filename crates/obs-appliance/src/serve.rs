@@ -214,8 +214,17 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         }
     };
     state.attach_alertmanager(alertmanager.clone());
+    let forwarder =
+        obs_alertmanager::forward::Forwarder::start(forward_targets(&config).unwrap_or_else(|err| {
+            // Validated at start: a credentials file that changed since.
+            tracing::error!(error = %err, "cannot set up alerting.alertmanagers; alerts are not forwarded");
+            Vec::new()
+        }));
     rules.set_notifier(obs_rules::manager::Notify {
-        notifier: Arc::new(RuleAlerts(alertmanager.clone())),
+        notifier: Arc::new(RuleAlerts {
+            alertmanager: alertmanager.clone(),
+            forwarder: forwarder.clone(),
+        }),
         resend_delay_ms: config.alertmanager.resend_delay.as_std().as_millis() as i64,
         external_url: alertmanager.external_url().to_owned(),
     });
@@ -225,6 +234,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         scrape: scrape.clone(),
         rules: rules.clone(),
         alertmanager: alertmanager.clone(),
+        forwarder: forwarder.clone(),
         lock: Arc::new(tokio::sync::Mutex::new(())),
     };
     if let Err(err) = reloader.reload().await {
@@ -262,6 +272,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     scrape.shutdown();
     rules.shutdown();
     alertmanager.shutdown().await;
+    forwarder.shutdown();
     shutdown.cancel();
     if tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await.is_err() {
         tracing::warn!(
@@ -433,8 +444,27 @@ fn start_alertmanager(
     .map_err(|err| err.to_string())
 }
 
-/// Hands the rule evaluator's alerts to the built-in Alertmanager.
-struct RuleAlerts(obs_alertmanager::service::Alertmanager);
+/// The external Alertmanagers of a configuration.
+fn forward_targets(config: &Config) -> Result<Vec<obs_alertmanager::forward::ForwardTarget>, String> {
+    let origin = config.source.as_ref().map_or_else(
+        || "(embedded default)".to_owned(),
+        |path| path.display().to_string(),
+    );
+    let base_dir = config
+        .source
+        .as_ref()
+        .and_then(|path| path.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    config
+        .forward_targets(&origin, &base_dir)
+        .map_err(|err| err.to_string())
+}
+
+/// Hands the rule evaluator's alerts to the built-in Alertmanager and to the external ones.
+struct RuleAlerts {
+    alertmanager: obs_alertmanager::service::Alertmanager,
+    forwarder: obs_alertmanager::forward::Forwarder,
+}
 
 impl obs_rules::group::AlertNotifier for RuleAlerts {
     fn send(&self, alerts: Vec<obs_rules::group::OutgoingAlert>) {
@@ -455,8 +485,9 @@ impl obs_rules::group::AlertNotifier for RuleAlerts {
                 updated_at: now,
                 timeout: false,
             })
-            .collect();
-        self.0.put_alerts(alerts);
+            .collect::<Vec<_>>();
+        self.forwarder.send(&alerts);
+        self.alertmanager.put_alerts(alerts);
     }
 }
 
@@ -471,6 +502,7 @@ struct Reloader {
     scrape: obs_scrape::manager::ScrapeManager,
     rules: obs_rules::manager::RuleManager,
     alertmanager: obs_alertmanager::service::Alertmanager,
+    forwarder: obs_alertmanager::forward::Forwarder,
     /// One reload at a time.
     lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -515,11 +547,15 @@ impl Reloader {
             let alertmanager = config
                 .alertmanager_config(&origin, &base_dir)
                 .map_err(|err| err.to_string())?;
-            Ok::<_, String>((settings, groups, alertmanager))
+            let forward = config
+                .forward_targets(&origin, &base_dir)
+                .map_err(|err| err.to_string())?;
+            Ok::<_, String>((settings, groups, (alertmanager, forward)))
         })
         .await
         .map_err(|err| format!("reload failed: {err}"))??;
-        let (settings, groups, alertmanager) = settings;
+        let (settings, groups, (alertmanager, forward)) = settings;
+        self.forwarder.set_targets(forward);
         for warning in &alertmanager.warnings {
             tracing::warn!(%warning, "alertmanager configuration");
         }

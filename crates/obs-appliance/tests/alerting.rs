@@ -22,6 +22,8 @@ struct Webhook {
     address: String,
     received: Arc<Mutex<Vec<(Instant, Value)>>>,
     status: Arc<Mutex<u16>>,
+    /// Request line and `Authorization` header of every request.
+    heads: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Webhook {
@@ -30,18 +32,21 @@ impl Webhook {
         let address = listener.local_addr().unwrap().to_string();
         let received = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(Mutex::new(200u16));
-        let (sink, answer) = (Arc::clone(&received), Arc::clone(&status));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (sink, answer, head_sink) = (Arc::clone(&received), Arc::clone(&status), Arc::clone(&heads));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (sink, answer) = (Arc::clone(&sink), Arc::clone(&answer));
-                std::thread::spawn(move || serve(stream, &sink, &answer));
+                let (sink, answer, head_sink) =
+                    (Arc::clone(&sink), Arc::clone(&answer), Arc::clone(&head_sink));
+                std::thread::spawn(move || serve(stream, &sink, &answer, &head_sink));
             }
         });
         Webhook {
             address,
             received,
             status,
+            heads,
         }
     }
 
@@ -70,7 +75,12 @@ impl Webhook {
     }
 }
 
-fn serve(stream: TcpStream, sink: &Mutex<Vec<(Instant, Value)>>, status: &Mutex<u16>) {
+fn serve(
+    stream: TcpStream,
+    sink: &Mutex<Vec<(Instant, Value)>>,
+    status: &Mutex<u16>,
+    heads: &Mutex<Vec<(String, String)>>,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     loop {
@@ -79,6 +89,7 @@ fn serve(stream: TcpStream, sink: &Mutex<Vec<(Instant, Value)>>, status: &Mutex<
             return;
         }
         let mut length = 0usize;
+        let mut authorization = String::new();
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -88,12 +99,19 @@ fn serve(stream: TcpStream, sink: &Mutex<Vec<(Instant, Value)>>, status: &Mutex<
             if header.is_empty() {
                 break;
             }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+                if name.eq_ignore_ascii_case("authorization") {
+                    authorization = value.trim().to_owned();
+                }
             }
         }
+        heads
+            .lock()
+            .unwrap()
+            .push((request_line.trim_end().to_owned(), authorization));
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
         let code = *status.lock().unwrap();
@@ -405,8 +423,39 @@ fn grouping_repeat_silences_inhibition_and_a_restart() {
         "a silenced alert was notified"
     );
 
-    // Restart with repeat_interval 1h: the silence is still there, the alerts come back, and
-    // nothing already notified is sent again.
+    // Switch to repeat_interval 1h and change both groups, so that their last notifications
+    // are logged under it (the log keeps an entry for twice the repeat interval, as upstream).
+    std::fs::write(dir.path().join("config.yaml"), grouping_config(&webhook, "1h")).unwrap();
+    let reloaded = common::http()
+        .post(&appliance.url("/-/reload"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(reloaded.status(), 200);
+    let (status, _) = post_json(
+        &appliance,
+        "/api/v2/alerts",
+        &json!([
+            alert(json!({"alertname": "NodeDown", "instance": "y", "severity": "critical"})),
+            alert(json!({"alertname": "DiskFull", "instance": "d", "severity": "warning"})),
+        ]),
+    );
+    assert_eq!(status, 200);
+    let group_size = |payload: &Value, name: &str| {
+        if payload["groupLabels"]["alertname"] == name {
+            payload["alerts"].as_array().unwrap().len()
+        } else {
+            0
+        }
+    };
+    webhook.wait_for("NodeDown a and y", Duration::from_secs(10), |payload| {
+        group_size(payload, "NodeDown") == 2
+    });
+    webhook.wait_for("DiskFull b and d", Duration::from_secs(10), |payload| {
+        group_size(payload, "DiskFull") == 2
+    });
+
+    // Restart: the silence is still there, the alerts come back, and nothing already notified
+    // is sent again.
     appliance.signal("TERM");
     assert!(appliance.wait_exit(Duration::from_secs(10)).is_some());
     let before_restart = webhook.payloads().len();
@@ -419,7 +468,7 @@ fn grouping_repeat_silences_inhibition_and_a_restart() {
     let (_, alerts) = get_json(&appliance, "/api/v2/alerts");
     assert_eq!(
         alerts.as_array().unwrap().len(),
-        4,
+        6,
         "alerts not restored: {alerts}"
     );
     std::thread::sleep(Duration::from_secs(4));
@@ -439,7 +488,7 @@ fn grouping_repeat_silences_inhibition_and_a_restart() {
     );
     assert_eq!(status, 200);
     let (_, grown) = webhook.wait_for("NodeDown with z", Duration::from_secs(10), |payload| {
-        payload["groupLabels"]["alertname"] == "NodeDown" && payload["alerts"].as_array().unwrap().len() == 2
+        group_size(payload, "NodeDown") == 3
     });
     assert_eq!(grown["status"], "firing");
 
@@ -951,4 +1000,65 @@ fn a_broken_reload_keeps_the_running_rules_and_routing() {
     second.wait_for("Always at the new receiver", Duration::from_secs(15), |payload| {
         payload["commonLabels"]["alertname"] == "Always"
     });
+}
+
+#[test]
+fn rule_alerts_are_forwarded_to_external_alertmanagers() {
+    let external = Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("always.rules.yml"),
+        "groups:\n  - name: always\n    interval: 1s\n    rules:\n      - alert: Forwarded\n        expr: vector(1)\n        labels: {severity: info}\n        annotations: {summary: also elsewhere}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("password"), "s3cret\n").unwrap();
+    let appliance = start(
+        dir.path(),
+        &format!(
+            "global: {{evaluation_interval: 1s}}\nrule_files: ['*.rules.yml']\nalertmanager:\n  resend_delay: 1s\nalerting:\n  alertmanagers:\n    - path_prefix: /am\n      basic_auth: {{username: prom, password_file: password}}\n      static_configs: [{{targets: ['{}']}}]\n",
+            external.address
+        ),
+    );
+    let (_, posted) = external.wait_for("forwarded alerts", Duration::from_secs(15), |payload| {
+        payload.as_array().is_some_and(|alerts| {
+            alerts
+                .iter()
+                .any(|alert| alert["labels"]["alertname"] == "Forwarded")
+        })
+    });
+    let alert = &posted.as_array().unwrap()[0];
+    assert_eq!(
+        alert["labels"],
+        json!({"alertname": "Forwarded", "severity": "info"})
+    );
+    assert_eq!(alert["annotations"], json!({"summary": "also elsewhere"}));
+    assert!(alert["startsAt"].as_str().unwrap().ends_with('Z'), "{alert}");
+    assert!(
+        alert["endsAt"].as_str().unwrap() > alert["startsAt"].as_str().unwrap(),
+        "{alert}"
+    );
+    assert!(
+        alert["generatorURL"]
+            .as_str()
+            .unwrap()
+            .contains("g0.expr=vector%281%29")
+    );
+    let heads = external.heads.lock().unwrap().clone();
+    assert!(
+        heads
+            .iter()
+            .any(|(line, auth)| line == "POST /am/api/v2/alerts HTTP/1.1"
+                && auth == &format!("Basic {}", "cHJvbTpzM2NyZXQ=")),
+        "{heads:?}"
+    );
+    // The built-in Alertmanager has it too.
+    let (_, alerts) = get_json(&appliance, "/api/v2/alerts");
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|alert| alert["labels"]["alertname"] == "Forwarded"),
+        "{alerts}"
+    );
 }

@@ -289,7 +289,7 @@ pub enum ConfigError {
 fn section_warning(name: &str) -> String {
     match name {
         "rule_files" => "section rule_files is not read from prometheus.yml; configure rules in the appliance's own configuration".to_owned(),
-        "alerting" => "section alerting has no effect: the appliance evaluates and notifies alerts itself".to_owned(),
+        "alerting" => "section alerting is not read from prometheus.yml: the appliance notifies through its built-in Alertmanager; to also send to external Alertmanagers, move the section into the appliance's own configuration".to_owned(),
         "remote_write" | "remote_read" => {
             format!("section {name} has no effect: the appliance stores the samples itself")
         }
