@@ -1,15 +1,20 @@
 //! Rule groups and their evaluation, with the semantics of Prometheus 2.42's `rules` package:
 //! the rules of a group run in order at one timestamp; recording rules write their series
 //! back; alerting rules move alerts from pending to firing after `for`, keep them firing for
-//! `keep_firing_for` after the condition clears, and resolve them; `ALERTS` and
-//! `ALERTS_FOR_STATE` series are written, and every series a previous evaluation wrote but
-//! this one did not gets a stale marker.
+//! `keep_firing_for` after the condition first cleared, and resolve them; `ALERTS` and
+//! `ALERTS_FOR_STATE` series are written, and every series a rule's previous successful
+//! evaluation wrote but this one did not gets a stale marker (a failing rule writes nothing,
+//! not even stale markers, as in Prometheus).
+//!
+//! `tests/differential.rs` compares all of this with what Prometheus 2.42 does on the same
+//! rules and data.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use obs_core::series::{Labels, METRIC_NAME_LABEL, Matcher, MetricsQuerier, SeriesSamples};
 use obs_promql::{Engine, Value};
+use obs_template::PrometheusContext;
 
 use crate::file::{RuleConfig, RuleGroupConfig};
 
@@ -67,6 +72,9 @@ pub struct Alert {
     pub resolved_at: Option<i64>,
     /// The last evaluation where the condition held (ms).
     pub last_seen: i64,
+    /// The first evaluation where the condition no longer held while the alert was firing
+    /// (ms): `keep_firing_for` counts from here (Prometheus' `KeepFiringSince`).
+    pub keep_firing_since: Option<i64>,
     /// When it was last sent to the notifier (ms).
     pub last_sent_at: Option<i64>,
     /// Until when the last notification holds it firing (ms).
@@ -163,10 +171,19 @@ pub struct Group {
     pub rules: Vec<Rule>,
     /// When it was last evaluated and how long that took.
     pub last: Mutex<(Option<i64>, f64)>,
-    /// Series written by the previous evaluation (for stale markers).
-    previous: Mutex<HashSet<Labels>>,
+    /// Series written by each rule's last successful evaluation (for stale markers).
+    previous: Mutex<PreviousSeries>,
     /// Whether `for` state was restored after start.
     restored: Mutex<bool>,
+}
+
+/// The series a group wrote, for stale markers, as Prometheus' `seriesInPreviousEval`.
+#[derive(Debug, Default)]
+struct PreviousSeries {
+    /// What each rule (by index) wrote at its last successful evaluation.
+    by_rule: Vec<HashSet<Labels>>,
+    /// What rules that a reload removed wrote: marked stale at the next evaluation.
+    orphaned: HashSet<Labels>,
 }
 
 /// Where a group writes its series.
@@ -178,7 +195,7 @@ pub trait SeriesSink: Send + Sync {
 impl Group {
     /// A group from its configuration; `default_interval_ms` applies when it sets none.
     pub fn new(config: &RuleGroupConfig, file: &str, default_interval_ms: i64) -> Group {
-        let rules = config
+        let rules: Vec<Rule> = config
             .rules
             .iter()
             .map(|rule| {
@@ -210,40 +227,56 @@ impl Group {
                 })
                 .max(1),
             limit: config.limit,
+            previous: Mutex::new(PreviousSeries {
+                by_rule: vec![HashSet::new(); rules.len()],
+                orphaned: HashSet::new(),
+            }),
             rules,
             last: Mutex::new((None, 0.0)),
-            previous: Mutex::new(HashSet::new()),
             restored: Mutex::new(false),
         }
     }
 
     /// Evaluates every rule at `ts` and writes the results. Blocking (runs queries).
+    ///
+    /// Each rule's results go to `sink` before the next rule runs, with stale markers for the
+    /// series that rule wrote at its previous successful evaluation and not now. A rule that
+    /// fails writes nothing and keeps its previous series (they fade after the lookback
+    /// delta), as in Prometheus.
     pub fn evaluate(&self, engine: &Engine, querier: &dyn MetricsQuerier, sink: &dyn SeriesSink, ts: i64) {
         let started = std::time::Instant::now();
-        let mut written: HashSet<Labels> = HashSet::new();
-        for rule in &self.rules {
+        // Held only briefly: `carry_over` (from the async reload) takes it too.
+        let previous = || self.previous.lock().unwrap_or_else(|poison| poison.into_inner());
+        // Series some rule wrote at `ts`: another rule's stale marker must not hide them.
+        let mut written_now: HashSet<Labels> = HashSet::new();
+        for (index, rule) in self.rules.iter().enumerate() {
             let rule_started = std::time::Instant::now();
             let outcome = if rule.is_alerting() {
                 self.evaluate_alerting(rule, engine, ts)
             } else {
                 self.evaluate_recording(rule, engine, ts)
             };
-            let result = outcome.and_then(|batch| {
-                for series in &batch {
-                    if !series
-                        .samples
-                        .iter()
-                        .all(|(_, v)| v.to_bits() == STALE_NAN.to_bits())
-                    {
-                        written.insert(series.labels.clone());
-                    }
-                }
+            let result = outcome.and_then(|mut batch| {
+                let returned: HashSet<Labels> = batch.iter().map(|series| series.labels.clone()).collect();
+                let rule_previous = previous().by_rule.get(index).cloned().unwrap_or_default();
+                batch.extend(
+                    rule_previous
+                        .difference(&returned)
+                        .filter(|labels| !written_now.contains(*labels))
+                        .map(|labels| SeriesSamples {
+                            labels: labels.clone(),
+                            samples: vec![(ts, STALE_NAN)],
+                        }),
+                );
                 // Written before the next rule runs, so later rules of the group see it.
-                if batch.is_empty() {
-                    Ok(())
-                } else {
-                    sink.write(batch)
+                if !batch.is_empty() {
+                    sink.write(batch)?;
                 }
+                written_now.extend(returned.iter().cloned());
+                if let Some(slot) = previous().by_rule.get_mut(index) {
+                    *slot = returned;
+                }
+                Ok(())
             });
             let mut health = rule.health.lock().unwrap_or_else(|poison| poison.into_inner());
             health.last_evaluation_ms = Some(ts);
@@ -260,22 +293,20 @@ impl Group {
                 }
             }
         }
-        // Series written last time and not now end with a stale marker.
-        let mut previous = self.previous.lock().unwrap_or_else(|poison| poison.into_inner());
-        let stale: Vec<SeriesSamples> = previous
-            .difference(&written)
+        // Series of rules a reload removed end with a stale marker.
+        let orphaned: Vec<SeriesSamples> = std::mem::take(&mut previous().orphaned)
+            .into_iter()
+            .filter(|labels| !written_now.contains(labels))
             .map(|labels| SeriesSamples {
-                labels: labels.clone(),
+                labels,
                 samples: vec![(ts, STALE_NAN)],
             })
             .collect();
-        if !stale.is_empty()
-            && let Err(err) = sink.write(stale)
+        if !orphaned.is_empty()
+            && let Err(err) = sink.write(orphaned)
         {
             tracing::warn!(group = %self.name, error = %err, "cannot write stale markers");
         }
-        *previous = written;
-        drop(previous);
         let mut restored = self.restored.lock().unwrap_or_else(|poison| poison.into_inner());
         if !*restored {
             *restored = true;
@@ -292,24 +323,7 @@ impl Group {
         ts: i64,
     ) -> Result<Vec<SeriesSamples>, String> {
         let record = rule.config.record.as_deref().unwrap_or_default();
-        let samples = match engine
-            .instant(&rule.config.expr.0, ts)
-            .map_err(|err| err.to_string())?
-        {
-            Value::Scalar { v, .. } => vec![(Labels::default(), v)],
-            Value::Vector(samples) => samples
-                .into_iter()
-                .map(|sample| (sample.labels, sample.v))
-                .collect(),
-            _ => return Err("rule result is not a vector or scalar".to_owned()),
-        };
-        if self.limit > 0 && samples.len() > self.limit {
-            return Err(format!(
-                "exceeded limit of {} with {} series",
-                self.limit,
-                samples.len()
-            ));
-        }
+        let samples = instant_vector(engine, &rule.config.expr.0, ts)?;
         let mut batch = Vec::with_capacity(samples.len());
         let mut seen = HashSet::new();
         for (labels, value) in samples {
@@ -329,6 +343,14 @@ impl Group {
                 samples: vec![(ts, value)],
             });
         }
+        // After the duplicate check, as Prometheus' RecordingRule.Eval.
+        if self.limit > 0 && batch.len() > self.limit {
+            return Err(format!(
+                "exceeded limit of {} with {} series",
+                self.limit,
+                batch.len()
+            ));
+        }
         Ok(batch)
     }
 
@@ -342,26 +364,23 @@ impl Group {
             .config
             .keep_firing_for
             .map_or(0, |duration| duration.as_std().as_millis() as i64);
-        let evaluated = engine
-            .instant(&rule.config.expr.0, ts)
-            .map_err(|err| err.to_string());
-        let samples = match evaluated? {
-            Value::Vector(samples) => samples,
-            Value::Scalar { .. } | Value::String { .. } | Value::Matrix(_) => {
-                return Err("alerting rule expression must return an instant vector".to_owned());
-            }
-        };
+        let samples = instant_vector(engine, &rule.config.expr.0, ts)?;
+        let context = template_context(engine, ts);
         let mut current: BTreeMap<Labels, (BTreeMap<String, String>, f64)> = BTreeMap::new();
-        for sample in samples {
-            let expression_labels = sample.labels.without_metric_name();
-            let label_map: BTreeMap<String, String> = expression_labels
+        for (sample_labels, value) in samples {
+            let expression_labels = sample_labels.without_metric_name();
+            // `$labels` is the sample's whole label set, `__name__` included (Prometheus takes
+            // `smpl.Metric.Map()` before it drops the name from the alert's labels).
+            let label_map: BTreeMap<String, String> = sample_labels
                 .iter()
                 .map(|label| (label.name.clone(), label.value.clone()))
                 .collect();
             let expand = |text: &str| {
-                obs_template::expand_alert_template(text, &label_map, &BTreeMap::new(), "", sample.v)
+                context
+                    .expand_alert(name, text, &label_map, &BTreeMap::new(), value)
                     .unwrap_or_else(|err| format!("<error expanding template: {err}>"))
             };
+            // A label whose template expands to nothing is removed (`with_label`).
             let mut labels = expression_labels.clone();
             for (label, text) in &rule.config.labels {
                 labels = labels
@@ -377,18 +396,11 @@ impl Group {
                 .iter()
                 .map(|(key, text)| (key.clone(), expand(text)))
                 .collect();
-            if current.insert(labels, (annotations, sample.v)).is_some() {
+            if current.insert(labels, (annotations, value)).is_some() {
                 return Err(
                     "vector contains metrics with the same labelset after applying alert labels".to_owned(),
                 );
             }
-        }
-        if self.limit > 0 && current.len() > self.limit {
-            return Err(format!(
-                "exceeded limit of {} with {} alerts",
-                self.limit,
-                current.len()
-            ));
         }
         let mut alerts = rule.alerts.lock().unwrap_or_else(|poison| poison.into_inner());
         for (labels, (annotations, value)) in &current {
@@ -410,6 +422,7 @@ impl Group {
                             fired_at: None,
                             resolved_at: None,
                             last_seen: ts,
+                            keep_firing_since: None,
                             last_sent_at: None,
                             valid_until: 0,
                         },
@@ -420,6 +433,7 @@ impl Group {
         let mut gone = Vec::new();
         for (labels, alert) in alerts.iter_mut() {
             if current.contains_key(labels) {
+                alert.keep_firing_since = None;
                 if alert.state == AlertState::Pending && ts - alert.active_at >= hold {
                     alert.state = AlertState::Firing;
                     alert.fired_at = Some(ts);
@@ -429,7 +443,10 @@ impl Group {
             match alert.state {
                 AlertState::Pending => gone.push(labels.clone()),
                 AlertState::Firing => {
-                    if keep_firing > 0 && ts - alert.last_seen < keep_firing {
+                    // Counted from the first evaluation without it, as Prometheus does: an
+                    // alert last seen at t with `keep_firing_for: 1m` and evaluations every
+                    // 15 s still fires at t + 1m and resolves at t + 1m15s.
+                    if keep_firing > 0 && ts - *alert.keep_firing_since.get_or_insert(ts) < keep_firing {
                         continue;
                     }
                     alert.state = AlertState::Inactive;
@@ -447,6 +464,16 @@ impl Group {
         }
         for labels in gone {
             alerts.remove(&labels);
+        }
+        // The limit counts the active alerts, those kept firing included; exceeding it drops
+        // every alert of the rule (resolved ones too), as Prometheus' AlertingRule.Eval.
+        let active = alerts
+            .values()
+            .filter(|alert| alert.state != AlertState::Inactive)
+            .count();
+        if self.limit > 0 && active > self.limit {
+            alerts.clear();
+            return Err(format!("exceeded limit of {} with {active} alerts", self.limit));
         }
         // ALERTS and ALERTS_FOR_STATE for every active alert.
         let mut batch = Vec::new();
@@ -562,6 +589,42 @@ impl Group {
     }
 }
 
+/// Runs a rule's expression at `ts` as Prometheus' `EngineQueryFunc`: an instant vector, or a
+/// scalar as one sample without labels.
+fn instant_vector(engine: &Engine, expr: &str, ts: i64) -> Result<Vec<(Labels, f64)>, String> {
+    match engine.instant(expr, ts).map_err(|err| err.to_string())? {
+        Value::Vector(samples) => Ok(samples
+            .into_iter()
+            .map(|sample| (sample.labels, sample.v))
+            .collect()),
+        Value::Scalar { v, .. } => Ok(vec![(Labels::default(), v)]),
+        Value::String { .. } | Value::Matrix(_) => Err("rule result is not a vector or scalar".to_owned()),
+    }
+}
+
+/// What alert templates expand with at `ts`: Prometheus' functions, with `query` running
+/// instant queries at `ts` through the rules' engine.
+fn template_context(engine: &Engine, ts: i64) -> PrometheusContext {
+    let engine = engine.clone();
+    let query: obs_template::QueryFn = Arc::new(move |expr: &str| {
+        Ok(instant_vector(&engine, expr, ts)?
+            .into_iter()
+            .map(|(labels, value)| obs_template::Sample {
+                labels: labels
+                    .iter()
+                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .collect(),
+                value,
+            })
+            .collect())
+    });
+    PrometheusContext {
+        external_url: String::new(),
+        timestamp_ms: ts,
+        query: Some(query),
+    }
+}
+
 /// Prometheus' link to an expression in its graph page (`strutil.TableLinkForExpression`).
 fn generator_url(external_url: &str, expr: &str) -> String {
     let mut encoded = String::with_capacity(expr.len() * 2);
@@ -609,28 +672,42 @@ pub fn group_key(file: &str, name: &str) -> String {
     format!("{file};{name}")
 }
 
-/// Carries alert state from an old group to its replacement with the same key and rules.
+/// Carries alert state from an old group to its replacement with the same key: each new rule
+/// takes the alerts and written series of the first old rule with its name and expression not
+/// taken yet; the series of old rules nobody took are marked stale at the next evaluation.
 pub fn carry_over(old: &Group, new: &Group) {
-    let old_rules: HashMap<(String, String), &Rule> = old
-        .rules
-        .iter()
-        .map(|rule| ((rule.name().to_owned(), rule.query.clone()), rule))
-        .collect();
-    for rule in &new.rules {
-        if let Some(previous) = old_rules.get(&(rule.name().to_owned(), rule.query.clone())) {
-            let alerts = previous
-                .alerts
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .clone();
-            *rule.alerts.lock().unwrap_or_else(|poison| poison.into_inner()) = alerts;
+    let old_previous = old.previous.lock().unwrap_or_else(|poison| poison.into_inner());
+    let mut new_previous = new.previous.lock().unwrap_or_else(|poison| poison.into_inner());
+    let mut taken = vec![false; old.rules.len()];
+    for (new_index, rule) in new.rules.iter().enumerate() {
+        let Some(old_index) = old.rules.iter().enumerate().position(|(index, candidate)| {
+            !taken[index] && candidate.name() == rule.name() && candidate.query == rule.query
+        }) else {
+            continue;
+        };
+        taken[old_index] = true;
+        let alerts = old.rules[old_index]
+            .alerts
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
+        *rule.alerts.lock().unwrap_or_else(|poison| poison.into_inner()) = alerts;
+        if let (Some(slot), Some(series)) = (
+            new_previous.by_rule.get_mut(new_index),
+            old_previous.by_rule.get(old_index),
+        ) {
+            slot.clone_from(series);
         }
     }
-    *new.previous.lock().unwrap_or_else(|poison| poison.into_inner()) = old
-        .previous
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .clone();
+    let mut orphaned = old_previous.orphaned.clone();
+    for (old_index, series) in old_previous.by_rule.iter().enumerate() {
+        if !taken.get(old_index).copied().unwrap_or(false) {
+            orphaned.extend(series.iter().cloned());
+        }
+    }
+    new_previous.orphaned = orphaned;
+    drop(new_previous);
+    drop(old_previous);
     *new.restored.lock().unwrap_or_else(|poison| poison.into_inner()) = true;
 }
 
@@ -749,18 +826,19 @@ mod tests {
             (0, 25.0, vec![("pending", at(0))]),
             (1, 25.0, vec![("pending", at(0))]),
             (2, 25.0, vec![("firing", at(0))]),
-            // Cleared, but kept firing for 2 s after it was last seen (at 2 s).
+            // Cleared at 3 s, kept firing for 2 s from there (Prometheus' KeepFiringSince).
             (3, 10.0, vec![("firing", at(0))]),
-            (4, 10.0, vec![("inactive", at(0))]),
+            (4, 10.0, vec![("firing", at(0))]),
+            (5, 10.0, vec![("inactive", at(0))]),
             // Active again: a new alert, pending from now.
-            (5, 30.0, vec![("pending", at(5))]),
+            (6, 30.0, vec![("pending", at(6))]),
         ] {
             load(&memory, at(second), value);
             group.evaluate(&engine, querier.as_ref(), &sink, at(second));
             let expected: Vec<(String, i64)> = expected.into_iter().map(|(s, t)| (s.to_owned(), t)).collect();
             assert_eq!(state(&group), expected, "at {second} s");
         }
-        // ALERTS went stale when the alert resolved at 4 s, and came back pending at 5 s.
+        // ALERTS went stale when the alert resolved at 5 s, and came back pending at 6 s.
         let alerts = memory
             .select(&[Matcher::equal("__name__", "ALERTS")], 0, i64::MAX)
             .unwrap();
@@ -769,7 +847,7 @@ mod tests {
             .find(|series| series.labels.get("alertstate") == Some("firing"))
             .unwrap();
         let last = firing.samples.last().unwrap();
-        assert_eq!(last.0, at(4));
+        assert_eq!(last.0, at(5));
         assert_eq!(last.1.to_bits(), STALE_NAN.to_bits());
     }
 
@@ -796,6 +874,104 @@ mod tests {
         // 20 minutes were spent pending; 10 remain, which is not under the 10-minute grace
         // period, so the downtime is added: active since start + 5 min.
         assert_eq!(state(&after), vec![("pending".to_owned(), start + 5 * minute)]);
+    }
+
+    fn load_room(memory: &Memory, room: &str, ts: i64, value: f64) {
+        memory.add(
+            Labels::series([("__name__", "temp"), ("room", room)]).unwrap(),
+            ts,
+            value,
+        );
+    }
+
+    fn samples_of(memory: &Memory, name: &str) -> Vec<(i64, u64)> {
+        memory
+            .select(&[Matcher::equal("__name__", name)], 0, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .flat_map(|series| series.samples)
+            .map(|(ts, value)| (ts, value.to_bits()))
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_rule_writes_nothing_and_keeps_its_series() {
+        let memory = Arc::new(Memory::default());
+        let querier: Arc<dyn MetricsQuerier> = Arc::clone(&memory) as Arc<dyn MetricsQuerier>;
+        let engine = Engine::new(Arc::clone(&querier), obs_promql::EngineOptions::default());
+        let group = group("groups: [{name: g, limit: 1, rules: [{record: 'room:temp', expr: temp}]}]");
+        let sink = Sink(&memory);
+        load_room(&memory, "a", 1000, 25.0);
+        group.evaluate(&engine, querier.as_ref(), &sink, 1000);
+        // A second room: over the limit, the rule fails.
+        load_room(&memory, "a", 2000, 25.0);
+        load_room(&memory, "b", 2000, 25.0);
+        group.evaluate(&engine, querier.as_ref(), &sink, 2000);
+        assert_eq!(group.rules[0].health.lock().unwrap().health, "err");
+        // Room b goes stale: the rule works again.
+        load_room(&memory, "a", 3000, 25.0);
+        load_room(&memory, "b", 3000, STALE_NAN);
+        group.evaluate(&engine, querier.as_ref(), &sink, 3000);
+        // Room a goes stale: the recorded series gets its stale marker.
+        load_room(&memory, "a", 4000, STALE_NAN);
+        group.evaluate(&engine, querier.as_ref(), &sink, 4000);
+        // No stale marker at 2000 (Prometheus keeps a failing rule's series; they fade after
+        // the lookback delta), one when the series really went away.
+        let bits = 25.0f64.to_bits();
+        assert_eq!(
+            samples_of(&memory, "room:temp"),
+            vec![(1000, bits), (3000, bits), (4000, STALE_NAN.to_bits())]
+        );
+    }
+
+    #[test]
+    fn exceeding_the_limit_drops_the_alerts_of_the_rule() {
+        let memory = Arc::new(Memory::default());
+        let querier: Arc<dyn MetricsQuerier> = Arc::clone(&memory) as Arc<dyn MetricsQuerier>;
+        let engine = Engine::new(Arc::clone(&querier), obs_promql::EngineOptions::default());
+        let group =
+            group("groups: [{name: g, limit: 1, rules: [{alert: Hot, expr: 'temp > 20', for: 10s}]}]");
+        let sink = Sink(&memory);
+        load_room(&memory, "a", 1000, 25.0);
+        group.evaluate(&engine, querier.as_ref(), &sink, 1000);
+        assert_eq!(state(&group), vec![("pending".to_owned(), 1000)]);
+        load_room(&memory, "a", 2000, 25.0);
+        load_room(&memory, "b", 2000, 25.0);
+        group.evaluate(&engine, querier.as_ref(), &sink, 2000);
+        let health = group.rules[0].health.lock().unwrap().clone();
+        assert_eq!(health.last_error, "exceeded limit of 1 with 2 alerts");
+        assert_eq!(state(&group), vec![]);
+        // Back under the limit: a new alert, pending from now, as in Prometheus
+        // (AlertingRule.Eval empties `r.active`).
+        load_room(&memory, "a", 3000, 25.0);
+        load_room(&memory, "b", 3000, STALE_NAN);
+        group.evaluate(&engine, querier.as_ref(), &sink, 3000);
+        assert_eq!(state(&group), vec![("pending".to_owned(), 3000)]);
+    }
+
+    #[test]
+    fn a_reload_marks_the_series_of_removed_rules_stale() {
+        let memory = Arc::new(Memory::default());
+        let querier: Arc<dyn MetricsQuerier> = Arc::clone(&memory) as Arc<dyn MetricsQuerier>;
+        let engine = Engine::new(Arc::clone(&querier), obs_promql::EngineOptions::default());
+        let sink = Sink(&memory);
+        let old = group(
+            "groups: [{name: g, rules: [{record: 'a:x', expr: temp}, {record: 'b:x', expr: temp * 2}]}]",
+        );
+        load_room(&memory, "a", 1000, 25.0);
+        old.evaluate(&engine, querier.as_ref(), &sink, 1000);
+        let new = group("groups: [{name: g, rules: [{record: 'b:x', expr: temp * 2}]}]");
+        carry_over(&old, &new);
+        load_room(&memory, "a", 2000, 25.0);
+        new.evaluate(&engine, querier.as_ref(), &sink, 2000);
+        assert_eq!(
+            samples_of(&memory, "a:x"),
+            vec![(1000, 25.0f64.to_bits()), (2000, STALE_NAN.to_bits())]
+        );
+        assert_eq!(
+            samples_of(&memory, "b:x"),
+            vec![(1000, 50.0f64.to_bits()), (2000, 50.0f64.to_bits())]
+        );
     }
 
     #[test]
