@@ -831,10 +831,12 @@ fn extrapolated_rate(
     } else {
         average_between / 2.0
     };
-    result *= extrapolate_to / sampled_interval;
+    // One factor, then one multiplication, in Prometheus' order: the last digit depends on it.
+    let mut factor = extrapolate_to / sampled_interval;
     if per_second {
-        result /= bounds.range_ms as f64 / 1000.0;
+        factor /= bounds.range_ms as f64 / 1000.0;
     }
+    result *= factor;
     Some(result)
 }
 
