@@ -553,6 +553,27 @@ impl Group {
 }
 
 impl Group {
+    /// Stale markers at `ts` for every series the group wrote at its last evaluation, for when
+    /// a reload removes the group (Prometheus' `markStale` on a removed group).
+    pub fn stale_markers(&self, ts: i64) -> Vec<SeriesSamples> {
+        let previous = self.previous.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut series: Vec<&Labels> = previous
+            .by_rule
+            .iter()
+            .flatten()
+            .chain(previous.orphaned.iter())
+            .collect();
+        series.sort();
+        series.dedup();
+        series
+            .into_iter()
+            .map(|labels| SeriesSamples {
+                labels: labels.clone(),
+                samples: vec![(ts, STALE_NAN)],
+            })
+            .collect()
+    }
+
     /// The alerts to send to the notifier after the evaluation at `ts`, as Prometheus'
     /// `sendAlerts`: firing alerts and alerts resolved since they were last sent, each at most
     /// once per `resend_delay_ms` unless it resolved; firing ones valid for four times the
@@ -972,6 +993,29 @@ mod tests {
             samples_of(&memory, "b:x"),
             vec![(1000, 50.0f64.to_bits()), (2000, 50.0f64.to_bits())]
         );
+    }
+
+    #[test]
+    fn a_removed_group_marks_all_its_series_stale() {
+        let memory = Arc::new(Memory::default());
+        let querier: Arc<dyn MetricsQuerier> = Arc::clone(&memory) as Arc<dyn MetricsQuerier>;
+        let engine = Engine::new(Arc::clone(&querier), obs_promql::EngineOptions::default());
+        let group = group(
+            "groups: [{name: g, rules: [{record: 'a:x', expr: temp}, {alert: Hot, expr: 'temp > 20'}]}]",
+        );
+        load_room(&memory, "a", 1000, 25.0);
+        group.evaluate(&engine, querier.as_ref(), &Sink(&memory), 1000);
+        let stale = group.stale_markers(5000);
+        let names: Vec<String> = stale
+            .iter()
+            .map(|series| series.labels.metric_name().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(names, ["ALERTS", "ALERTS_FOR_STATE", "a:x"], "{stale:?}");
+        assert!(stale.iter().all(|series| {
+            series.samples.len() == 1
+                && series.samples[0].0 == 5000
+                && series.samples[0].1.to_bits() == STALE_NAN.to_bits()
+        }));
     }
 
     #[test]

@@ -168,6 +168,25 @@ impl RuleManager {
         for (_, stop) in running.drain(..) {
             stop.cancel();
         }
+        // Groups the reload removed: their series end now, as Prometheus marks them stale.
+        let kept: std::collections::HashSet<String> = groups
+            .iter()
+            .map(|group| group_key(&group.file, &group.name))
+            .collect();
+        let now = TimestampMs::now().0;
+        let stale: Vec<SeriesSamples> = old
+            .iter()
+            .filter(|(key, _)| !kept.contains(*key))
+            .flat_map(|(_, group)| group.stale_markers(now))
+            .collect();
+        if !stale.is_empty() {
+            let store = Arc::clone(&self.inner.store);
+            tokio::spawn(async move {
+                if let Err(err) = store.append(stale, TimestampMs::now()).await {
+                    tracing::warn!(error = %err, "cannot write the stale markers of removed rule groups");
+                }
+            });
+        }
         for group in groups {
             if let Some(previous) = old.get(&group_key(&group.file, &group.name)) {
                 carry_over(previous, &group);
