@@ -22,40 +22,59 @@ pub fn is_stale_marker(value: f64) -> bool {
     value.to_bits() == STALE_NAN_BITS
 }
 
+/// Writes a bit stream, most significant bit first. The last bits written wait in a word and
+/// reach the byte vector 64 at a time, so that appending a sample of a few bits touches only
+/// the encoder.
 #[derive(Debug, Clone, Default)]
 struct BitWriter {
+    /// The stream's first bits, as whole 64-bit words.
     bytes: Vec<u8>,
-    /// Bits used in the last byte (0 means the last byte is full or there is none).
-    used_in_last: u8,
+    /// The bits after `bytes`: the low `pending_bits` bits (the others zero), the first
+    /// written most significant.
+    pending: u64,
+    /// Always below 64.
+    pending_bits: u8,
 }
 
 impl BitWriter {
     fn write_bit(&mut self, bit: bool) {
-        if self.used_in_last == 0 {
-            self.bytes.push(0);
-        }
-        if bit && let Some(last) = self.bytes.last_mut() {
-            *last |= 0x80 >> self.used_in_last;
-        }
-        self.used_in_last = (self.used_in_last + 1) % 8;
+        self.write_bits(u64::from(bit), 1);
     }
 
-    /// Writes the low `count` bits of `value`, most significant first.
+    /// Writes the low `count` bits of `value` (at most 64), most significant first.
     fn write_bits(&mut self, value: u64, count: u8) {
-        let mut remaining = count;
-        while remaining > 0 {
-            if self.used_in_last == 0 {
-                self.bytes.push(0);
-            }
-            let free = 8 - self.used_in_last;
-            let take = free.min(remaining);
-            let shift = remaining - take;
-            let chunk = ((value >> shift) & ((1u64 << take) - 1)) as u8;
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= chunk << (free - take);
-            }
-            self.used_in_last = (self.used_in_last + take) % 8;
-            remaining -= take;
+        debug_assert!(count <= 64, "at most 64 bits at a time");
+        if count == 0 {
+            return;
+        }
+        let value = value & (u64::MAX >> (64 - u32::from(count)));
+        let total_bits = u32::from(self.pending_bits) + u32::from(count);
+        // At most 63 + 64 bits.
+        let bits = (u128::from(self.pending) << count) | u128::from(value);
+        if total_bits >= 64 {
+            let left_over = total_bits - 64;
+            self.bytes
+                .extend_from_slice(&((bits >> left_over) as u64).to_be_bytes());
+            self.pending = (bits as u64) & ((1u64 << left_over) - 1);
+            self.pending_bits = left_over as u8;
+        } else {
+            self.pending = bits as u64;
+            self.pending_bits = total_bits as u8;
+        }
+    }
+
+    /// The length of the stream in bytes, the last one partial.
+    fn byte_len(&self) -> usize {
+        self.bytes.len() + usize::from(self.pending_bits).div_ceil(8)
+    }
+
+    /// Appends the stream to `out`, the last byte's unused low bits zero.
+    fn copy_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes);
+        if self.pending_bits > 0 {
+            let aligned = self.pending << (64 - self.pending_bits);
+            let pending_bytes = usize::from(self.pending_bits).div_ceil(8);
+            out.extend_from_slice(&aligned.to_be_bytes()[..pending_bytes]);
         }
     }
 }
@@ -215,10 +234,10 @@ impl XorEncoder {
     /// The encoded chunk: format byte [`FORMAT_XOR`], `u16` big-endian sample count, then the
     /// bit stream.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(3 + self.bits.bytes.len());
+        let mut bytes = Vec::with_capacity(3 + self.bits.byte_len());
         bytes.push(FORMAT_XOR);
         bytes.extend_from_slice(&self.count.to_be_bytes());
-        bytes.extend_from_slice(&self.bits.bytes);
+        self.bits.copy_to(&mut bytes);
         bytes
     }
 }
@@ -518,6 +537,144 @@ mod tests {
         }
         let bytes = encoder.to_bytes();
         assert!(bytes.len() < 120 * 3, "{} bytes for 120 samples", bytes.len());
+    }
+
+    /// The bit writer as it was before it kept pending bits in a word: one byte pushed at a
+    /// time. Chunks on disk were written by it, so the new writer must give the same bytes.
+    #[derive(Default)]
+    struct ByteAtATimeWriter {
+        bytes: Vec<u8>,
+        used_in_last: u8,
+    }
+
+    impl ByteAtATimeWriter {
+        fn write_bits(&mut self, value: u64, count: u8) {
+            let mut remaining = count;
+            while remaining > 0 {
+                if self.used_in_last == 0 {
+                    self.bytes.push(0);
+                }
+                let free = 8 - self.used_in_last;
+                let take = free.min(remaining);
+                let shift = remaining - take;
+                let chunk = ((value >> shift) & ((1u64 << take) - 1)) as u8;
+                if let Some(last) = self.bytes.last_mut() {
+                    *last |= chunk << (free - take);
+                }
+                self.used_in_last = (self.used_in_last + take) % 8;
+                remaining -= take;
+            }
+        }
+    }
+
+    #[test]
+    fn the_bit_writer_writes_what_the_byte_at_a_time_writer_wrote() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        for _ in 0..200 {
+            let mut writer = BitWriter::default();
+            let mut reference = ByteAtATimeWriter::default();
+            for _ in 0..rng.random_range(0..300) {
+                let count = rng.random_range(0..=64u8);
+                // Bits above `count` must be ignored.
+                let value: u64 = rng.random();
+                writer.write_bits(value, count);
+                reference.write_bits(value, count);
+                let mut bytes = Vec::new();
+                writer.copy_to(&mut bytes);
+                assert_eq!(bytes, reference.bytes);
+                assert_eq!(writer.byte_len(), reference.bytes.len());
+            }
+        }
+    }
+
+    /// `XorEncoder::append` as it was with the byte-at-a-time writer, for random series.
+    fn reference_xor_chunk(samples: &[(i64, f64)]) -> Vec<u8> {
+        let mut bits = ByteAtATimeWriter::default();
+        let (mut last_ts, mut last_delta, mut last_value_bits) = (0i64, 0i64, 0u64);
+        let (mut leading, mut trailing) = (0xffu8, 0u8);
+        for (index, &(ts, value)) in samples.iter().enumerate() {
+            let value_bits = value.to_bits();
+            if index == 0 {
+                bits.write_bits(ts as u64, 64);
+                bits.write_bits(value_bits, 64);
+            } else {
+                let delta = ts.wrapping_sub(last_ts);
+                let dod = delta.wrapping_sub(last_delta);
+                let bucket = DOD_BUCKETS.iter().find(|bucket| fits_in(dod, bucket.2));
+                if dod == 0 {
+                    bits.write_bits(0, 1);
+                } else if let Some(&(prefix, prefix_len, payload_bits)) = bucket {
+                    bits.write_bits(prefix, prefix_len);
+                    bits.write_bits(dod as u64, payload_bits);
+                } else {
+                    bits.write_bits(0b1111, 4);
+                    bits.write_bits(dod as u64, 64);
+                }
+                let xor = value_bits ^ last_value_bits;
+                if xor == 0 {
+                    bits.write_bits(0, 1);
+                } else {
+                    bits.write_bits(1, 1);
+                    let new_leading = (xor.leading_zeros() as u8).min(31);
+                    let new_trailing = xor.trailing_zeros() as u8;
+                    if leading != 0xff && new_leading >= leading && new_trailing >= trailing {
+                        bits.write_bits(0, 1);
+                        bits.write_bits(xor >> trailing, 64 - leading - trailing);
+                    } else {
+                        (leading, trailing) = (new_leading, new_trailing);
+                        let significant = 64 - leading - trailing;
+                        bits.write_bits(1, 1);
+                        bits.write_bits(u64::from(leading), 5);
+                        bits.write_bits(u64::from(significant % 64), 6);
+                        bits.write_bits(xor >> trailing, significant);
+                    }
+                }
+                last_delta = delta;
+            }
+            last_ts = ts;
+            last_value_bits = value_bits;
+        }
+        let mut chunk = vec![FORMAT_XOR];
+        chunk.extend_from_slice(&(samples.len() as u16).to_be_bytes());
+        chunk.extend_from_slice(&bits.bytes);
+        chunk
+    }
+
+    #[test]
+    fn chunks_are_the_bytes_the_byte_at_a_time_writer_wrote() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        for _ in 0..500 {
+            let mut samples = Vec::new();
+            let mut ts: i64 = rng.random_range(-(1i64 << 50)..(1i64 << 50));
+            let mut counter = 0.0;
+            for _ in 0..rng.random_range(1..=240) {
+                ts += match rng.random_range(0..6) {
+                    0 | 1 => 1000,
+                    2 => rng.random_range(990..1010),
+                    3 => rng.random_range(1..(1 << 21)),
+                    4 => rng.random_range(1..(1 << 40)),
+                    _ => 15_000,
+                };
+                let value = match rng.random_range(0..6) {
+                    0 | 1 => {
+                        counter += f64::from(rng.random_range(0..100u32));
+                        counter
+                    }
+                    2 => f64::from(rng.random_range(0..1000u32)) / 100.0,
+                    3 => f64::from_bits(rng.random()),
+                    4 => f64::from_bits(STALE_NAN_BITS),
+                    _ => rng.random(),
+                };
+                samples.push((ts, value));
+            }
+            let mut encoder = XorEncoder::new();
+            for &(ts, value) in &samples {
+                encoder.append(ts, value);
+            }
+            assert_eq!(encoder.to_bytes(), reference_xor_chunk(&samples));
+        }
     }
 
     #[test]

@@ -245,6 +245,9 @@ struct SeriesState {
     /// Shared with `Head::by_labels` and with callers of `append_refs` (the scrape cache).
     labels: Arc<Labels>,
     open: XorEncoder,
+    /// The last millisecond of the day of the open chunk's first sample (when it has one): a
+    /// later sample starts a new chunk.
+    open_day_last_ms: i64,
     sealed: Vec<MemChunk>,
     out_of_order: BTreeMap<i64, u64>,
     min_ts: i64,
@@ -260,6 +263,7 @@ impl SeriesState {
         SeriesState {
             labels,
             open: XorEncoder::new(),
+            open_day_last_ms: i64::MAX,
             sealed: Vec::new(),
             out_of_order: BTreeMap::new(),
             min_ts: i64::MAX,
@@ -329,14 +333,12 @@ impl SeriesState {
     fn apply(&mut self, ts: i64, value: f64) -> bool {
         let bits = value.to_bits();
         if self.open.is_empty() && ts > self.max_ts {
-            self.open.append(ts, value);
+            self.append_open(ts, value);
         } else if !self.open.is_empty() && ts > self.open.last_ts() {
-            let other_day =
-                Day::containing(TimestampMs(ts)) != Day::containing(TimestampMs(self.open.first_ts()));
-            if other_day || self.open.len() >= SAMPLES_PER_CHUNK {
+            if ts > self.open_day_last_ms || self.open.len() >= SAMPLES_PER_CHUNK {
                 self.seal_open();
             }
-            self.open.append(ts, value);
+            self.append_open(ts, value);
         } else {
             if self.value_in_memory(ts).is_some() {
                 return false;
@@ -347,6 +349,14 @@ impl SeriesState {
         self.max_ts = self.max_ts.max(ts);
         self.dirty = true;
         true
+    }
+
+    /// Appends to the open chunk a sample later than its last, noting the day of a new chunk.
+    fn append_open(&mut self, ts: i64, value: f64) {
+        self.open.append(ts, value);
+        if self.open.len() == 1 {
+            self.open_day_last_ms = last_ms_of_day(ts);
+        }
     }
 
     /// Samples in memory within `[mint, maxt]`.
@@ -385,6 +395,18 @@ fn denied_label(denied: &[String], labels: &Labels) -> Option<String> {
             .find(|name| name.len() == label.name.len() && **name == label.name)
             .cloned()
     })
+}
+
+/// The last millisecond of the day `ts` is in: [`Day::containing`] of a later timestamp is
+/// another day. `i64::MAX` from the last day `Day` represents on, which holds every later
+/// timestamp.
+fn last_ms_of_day(ts: i64) -> i64 {
+    let day = Day::containing(TimestampMs(ts));
+    if day == Day::containing(TimestampMs(i64::MAX)) {
+        i64::MAX
+    } else {
+        day.end_exclusive().0 - 1
+    }
 }
 
 /// The value bits at `ts` in an encoded chunk.
@@ -1695,5 +1717,39 @@ impl PartitionSet for MetricsStore {
         partitions.open.remove(&day);
         partitions.known_days.remove(&day);
         self.partitions_dir.drop_partition(day)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_sample_is_another_day_exactly_when_day_containing_says_so() {
+        const DAY_MS: i64 = 86_400_000;
+        let mut timestamps = vec![i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX, 0, 1, -1];
+        for day in [
+            -3i64,
+            -1,
+            0,
+            1,
+            20_000,
+            i64::from(i32::MAX) - 1,
+            i64::from(i32::MAX),
+        ] {
+            for offset in [-1, 0, 1, DAY_MS / 2, DAY_MS - 1] {
+                timestamps.push(day * DAY_MS + offset);
+            }
+        }
+        timestamps.push(i64::from(i32::MIN) * DAY_MS - 1);
+        timestamps.push(i64::from(i32::MIN) * DAY_MS);
+        timestamps.push((i64::from(i32::MIN) + 1) * DAY_MS - 1);
+        timestamps.push((i64::from(i32::MIN) + 1) * DAY_MS);
+        for &first in &timestamps {
+            for &ts in timestamps.iter().filter(|&&ts| ts > first) {
+                let other_day = Day::containing(TimestampMs(ts)) != Day::containing(TimestampMs(first));
+                assert_eq!(ts > last_ms_of_day(first), other_day, "first {first}, then {ts}");
+            }
+        }
     }
 }

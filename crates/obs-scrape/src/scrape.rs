@@ -99,6 +99,8 @@ pub struct ScrapeCache {
     synthetic: Vec<(Arc<Labels>, Option<SeriesRef>)>,
     /// The last body's buffer, reused.
     body: Vec<u8>,
+    /// The last scrape's list of the entries it saw, reused.
+    touched: Vec<(u32, bool)>,
     hasher: foldhash::fast::FixedState,
 }
 
@@ -130,6 +132,7 @@ impl ScrapeCache {
             successful_count: 0,
             synthetic: Vec::new(),
             body: Vec::new(),
+            touched: Vec::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x0b5_5c4a),
         }
     }
@@ -162,6 +165,25 @@ impl ScrapeCache {
         };
         self.index.insert(key.into(), slot);
         slot
+    }
+
+    /// Undoes the [`ScrapeCache::insert`]s of `keys` (in the order they were made), when
+    /// `entries` had `entries_before` slots before them: the slots they took from `free` go
+    /// back to it as they were.
+    fn forget_inserted(&mut self, keys: &[&str], entries_before: usize) {
+        for key in keys.iter().rev() {
+            let Some(slot) = self.index.remove(*key) else {
+                debug_assert!(false, "an inserted key is in the index");
+                continue;
+            };
+            if let Some(entry) = self.entries.get_mut(slot as usize) {
+                *entry = None;
+            }
+            if (slot as usize) < entries_before {
+                self.free.push(slot);
+            }
+        }
+        self.entries.truncate(entries_before);
     }
 
     fn entry(&self, slot: u32) -> Option<&Entry> {
@@ -557,6 +579,7 @@ fn finish(
                     }
                 }
             }
+            cache.touched = counts.touched;
             cache.stale_markers(previous, Some(iteration), scrape_ts, &mut result);
             // As Prometheus: an empty body (usually a failing exporter) does not flush.
             if !empty_body {
@@ -630,6 +653,11 @@ pub(crate) enum ProcessError {
 /// Turns a body into samples in `out`: series known to the cache by their text as they are;
 /// new ones labeled (target labels per `honor_labels`), relabeled, checked against the label
 /// limits and remembered. Fails on the sample limit.
+///
+/// The body is parsed as a stream, each sample handled as it is read. As when the whole body
+/// was parsed first, a syntax error anywhere wins over a refusal of an earlier sample (the
+/// label limits, a relabeling that leaves no name) and leaves the cache as it was: the series
+/// this body added are forgotten again.
 fn process(
     body: &str,
     format: Format,
@@ -640,13 +668,23 @@ fn process(
     out: &mut ScrapeResult,
 ) -> Result<Counts, ProcessError> {
     let config = &job.config;
-    let parsed = parse::parse(body, format)?;
-    let scraped = parsed.samples.len();
-    out.samples.reserve(scraped + SYNTHETIC_NAMES.len());
-    out.slots.reserve(scraped + SYNTHETIC_NAMES.len());
-    let mut touched = Vec::with_capacity(scraped);
+    // The last scrape's size is the best guess at this one's.
+    out.samples.reserve(cache.len() + SYNTHETIC_NAMES.len());
+    out.slots.reserve(cache.len() + SYNTHETIC_NAMES.len());
+    let mut touched = std::mem::take(&mut cache.touched);
+    touched.clear();
+    let mut scraped = 0;
     let mut added = 0;
-    for sample in &parsed.samples {
+    // The texts this body added to the cache, for a syntax error found after them.
+    let mut inserted: Vec<&str> = Vec::new();
+    let entries_before = cache.entries.len();
+    // The first sample refused; the rest of the body is still parsed for syntax errors.
+    let mut refused: Option<ProcessError> = None;
+    let parsed = parse::parse_each(body, format, |sample| {
+        scraped += 1;
+        if refused.is_some() {
+            return;
+        }
         let explicit = config.honor_timestamps && sample.timestamp_ms.is_some();
         let ts = match sample.timestamp_ms {
             Some(ts) if explicit => ts,
@@ -655,12 +693,19 @@ fn process(
         let slot = match cache.index.get(sample.series) {
             Some(&slot) => slot,
             None => {
-                let kept = series_labels(sample, target, config)?.map(|labels| KeptSeries {
-                    hash: cache.hash(&labels),
-                    labels: Arc::new(labels),
-                    series: None,
-                });
+                let kept = match series_labels(sample, target, config) {
+                    Ok(kept) => kept.map(|labels| KeptSeries {
+                        hash: cache.hash(&labels),
+                        labels: Arc::new(labels),
+                        series: None,
+                    }),
+                    Err(err) => {
+                        refused = Some(err);
+                        return;
+                    }
+                };
                 added += usize::from(kept.is_some());
+                inserted.push(sample.series);
                 cache.insert(
                     sample.series,
                     Entry {
@@ -681,6 +726,16 @@ fn process(
             });
             out.slots.push(slot);
         }
+    });
+    let metadata = match parsed {
+        Ok(metadata) => metadata,
+        Err(err) => {
+            cache.forget_inserted(&inserted, entries_before);
+            return Err(err.into());
+        }
+    };
+    if let Some(err) = refused {
+        return Err(err);
     }
     let post_relabel = out.samples.len();
     if config.sample_limit > 0 && post_relabel > config.sample_limit {
@@ -689,8 +744,7 @@ fn process(
             config.sample_limit
         )));
     }
-    out.metadata = parsed
-        .metadata
+    out.metadata = metadata
         .into_iter()
         .map(|family| {
             (
@@ -835,6 +889,114 @@ mod tests {
         merge_target_labels(&mut honored, &target, true);
         assert_eq!(honored["job"], "scraped");
         assert_eq!(honored["instance"], "a:1");
+    }
+
+    /// The job and target of a one-target job with `settings` (indented YAML lines of a
+    /// scrape config).
+    fn job_and_target(settings: &str) -> (Job, Target) {
+        let yaml = format!(
+            "scrape_configs:\n  - job_name: test\n{settings}    static_configs:\n      - targets: ['127.0.0.1:9']\n"
+        );
+        let file: crate::config::PrometheusFile = serde_yaml::from_str(&yaml).expect("valid YAML");
+        let settings = crate::config::ScrapeSettings::resolve(&file, std::path::Path::new(""), "test.yml")
+            .expect("a valid configuration");
+        let job = settings.jobs.into_iter().next().expect("one job");
+        let group = job.config.static_configs.first().expect("one group").clone();
+        let target = match crate::target::populate(&job, &group, &BTreeMap::new()).pop() {
+            Some(crate::target::Populated::Active(target)) => target,
+            other => panic!("not an active target: {other:?}"),
+        };
+        (job, *target)
+    }
+
+    /// Scrapes `body` through `cache`: the error, or the series added and the samples'
+    /// names and values (synthetic series left out).
+    fn scrape_body(
+        body: &str,
+        cache: &mut ScrapeCache,
+        job: &Job,
+        target: &Target,
+    ) -> Result<(f64, Vec<(String, f64)>), String> {
+        let fetched = Fetched::Body {
+            body: body.to_owned(),
+            content_type: None,
+        };
+        let result = scrape_result(fetched, target, job, 1_000_000, cache, Instant::now());
+        if let Some(error) = result.error {
+            return Err(error);
+        }
+        let name = |sample: &RefSample| {
+            sample
+                .labels
+                .get(METRIC_NAME_LABEL)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let added = result
+            .samples
+            .iter()
+            .find(|sample| name(sample) == "scrape_series_added")
+            .map(|sample| sample.value)
+            .expect("scrape_series_added");
+        let samples = result
+            .samples
+            .iter()
+            .filter(|sample| !SYNTHETIC_NAMES.contains(&name(sample).as_str()))
+            .map(|sample| (name(sample), sample.value))
+            .collect();
+        Ok((added, samples))
+    }
+
+    #[test]
+    fn a_syntax_error_after_new_series_leaves_the_cache_as_it_was() {
+        let (job, target) = job_and_target("");
+        let mut cache = ScrapeCache::new();
+        assert_eq!(
+            scrape_body("a 1\nb 2\n", &mut cache, &job, &target).map(|r| r.0),
+            Ok(2.0)
+        );
+        // `b` gone: its entry is flushed and its slot freed.
+        assert_eq!(
+            scrape_body("a 1\n", &mut cache, &job, &target).map(|r| r.0),
+            Ok(0.0)
+        );
+        assert_eq!(cache.len(), 1);
+        // New series fill the freed slot, then a new one; then the body fails.
+        let failed = scrape_body("a 1\nc 3\nd 4\ne{ 5\n", &mut cache, &job, &target);
+        let expected = parse::parse("a 1\nc 3\nd 4\ne{ 5\n", Format::PrometheusText)
+            .map(|_| ())
+            .map_err(|err| err.to_string());
+        assert_eq!(failed.map(|_| ()), expected);
+        assert!(expected.is_err());
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.entries.iter().flatten().count(), 1);
+        // As if the failed body had never been read: its series are added now.
+        assert_eq!(
+            scrape_body("a 1\nc 3\nd 4\n", &mut cache, &job, &target),
+            Ok((
+                2.0,
+                vec![
+                    ("a".to_owned(), 1.0),
+                    ("c".to_owned(), 3.0),
+                    ("d".to_owned(), 4.0)
+                ]
+            ))
+        );
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn a_syntax_error_wins_over_an_earlier_refused_sample() {
+        let (job, target) = job_and_target("    label_limit: 3\n");
+        let mut cache = ScrapeCache::new();
+        let too_many_labels = "a{x=\"1\",y=\"2\"} 1\n";
+        let limit = scrape_body(&format!("{too_many_labels}b 1\n"), &mut cache, &job, &target);
+        assert!(limit.is_err_and(|err| err.starts_with("label_limit exceeded")));
+        let body = format!("{too_many_labels}b{{ 1\n");
+        let syntax = scrape_body(&body, &mut cache, &job, &target);
+        let expected = parse::parse(&body, Format::PrometheusText).map_err(|err| err.to_string());
+        assert!(expected.as_ref().is_err_and(|err| err.ends_with("(line 2)")));
+        assert_eq!(syntax.map(|_| ()), expected.map(|_| ()));
     }
 
     #[test]
