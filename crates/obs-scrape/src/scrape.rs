@@ -97,7 +97,7 @@ pub struct ScrapeCache {
     successful_count: usize,
     /// The synthetic series' labels and handles.
     synthetic: Vec<(Arc<Labels>, Option<SeriesRef>)>,
-    /// The last body's buffer, reused.
+    /// The buffer bodies are read into, kept with its initialized bytes (see [`read_reusing`]).
     body: Vec<u8>,
     /// The last scrape's list of the entries it saw, reused.
     touched: Vec<(u32, bool)>,
@@ -387,9 +387,14 @@ impl Client {
         Ok(Client { agent })
     }
 
-    /// GETs the target into `body` (cleared first; its capacity is kept from scrape to
-    /// scrape): the content type.
-    fn fetch(&self, target: &Target, job: &Job, body: &mut Vec<u8>) -> Result<Option<String>, String> {
+    /// GETs the target into the start of `body` (a buffer kept from scrape to scrape, see
+    /// [`read_reusing`]): the content type and the body's length.
+    fn fetch(
+        &self,
+        target: &Target,
+        job: &Job,
+        body: &mut Vec<u8>,
+    ) -> Result<(Option<String>, usize), String> {
         let config = &job.config;
         let mut request = self.agent.get(&target.url).header("Accept", ACCEPT).header(
             "X-Prometheus-Scrape-Timeout-Seconds",
@@ -424,33 +429,56 @@ impl Client {
             .map(|size| size.bytes())
             .filter(|limit| *limit > 0)
             .unwrap_or(DEFAULT_BODY_SIZE_LIMIT);
-        body.clear();
-        response
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .reader()
-            .take(limit.saturating_add(1))
-            .read_to_end(body)
-            .map_err(|err| {
-                let timed_out = err.kind() == std::io::ErrorKind::TimedOut
-                    || err
-                        .get_ref()
-                        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-                        .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)));
-                if timed_out {
-                    format!(
-                        "Get {url:?}: context deadline exceeded (timeout {}ms) while reading the body",
-                        target.timeout_ms
-                    )
-                } else {
-                    format!("reading the body of {url:?}: {err}")
-                }
-            })?;
-        if body.len() as u64 > limit {
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        let body_len = read_reusing(&mut reader, body, limit.saturating_add(1)).map_err(|err| {
+            let timed_out = err.kind() == std::io::ErrorKind::TimedOut
+                || err
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+                    .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)));
+            if timed_out {
+                format!(
+                    "Get {url:?}: context deadline exceeded (timeout {}ms) while reading the body",
+                    target.timeout_ms
+                )
+            } else {
+                format!("reading the body of {url:?}: {err}")
+            }
+        })?;
+        if body_len as u64 > limit {
             return Err(format!("body size limit exceeded ({limit} bytes)"));
         }
-        Ok(content_type)
+        Ok((content_type, body_len))
+    }
+}
+
+/// Reads `reader` to its end, or to `max_bytes`, into the start of `buffer`: the number of bytes
+/// read. All of `buffer`'s length counts as initialized bytes and is kept from body to body,
+/// so that reading a body zeroes memory only when the buffer grows (`read_to_end` zeroes its
+/// spare capacity on every call).
+fn read_reusing(reader: &mut impl Read, buffer: &mut Vec<u8>, max_bytes: u64) -> std::io::Result<usize> {
+    let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    let mut filled = 0;
+    loop {
+        let end = buffer.len().min(max_bytes);
+        if filled >= end {
+            if filled >= max_bytes {
+                return Ok(filled);
+            }
+            let grown = buffer
+                .len()
+                .saturating_mul(2)
+                .clamp(64 << 10, max_bytes.max(64 << 10));
+            buffer.resize(grown, 0);
+            continue;
+        }
+        let free = buffer.get_mut(filled..end).unwrap_or_default();
+        match reader.read(free) {
+            Ok(0) => return Ok(filled),
+            Ok(read) => filled += read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
     }
 }
 
@@ -517,13 +545,18 @@ pub(crate) fn scrape(
 ) -> ScrapeResult {
     let started = Instant::now();
     let mut body = std::mem::take(&mut cache.body);
-    let fetched = client.fetch(target, job, &mut body).and_then(|content_type| {
-        let text = std::str::from_utf8(&body).map_err(|_| "the body is not UTF-8".to_owned())?;
-        Ok((text, content_type))
-    });
+    let mut body_len = 0;
+    let fetched = client
+        .fetch(target, job, &mut body)
+        .and_then(|(content_type, len)| {
+            body_len = len;
+            let bytes = body.get(..len).unwrap_or_default();
+            let text = std::str::from_utf8(bytes).map_err(|_| "the body is not UTF-8".to_owned())?;
+            Ok((text, content_type))
+        });
     let result = finish(fetched, target, job, scrape_ts, cache, started);
     // Keep the buffer for the next scrape unless it is far larger than bodies are now.
-    if body.capacity() <= 4 * body.len() + (64 << 10) {
+    if body.capacity() <= 4 * body_len + (64 << 10) {
         cache.body = body;
     }
     result
@@ -997,6 +1030,45 @@ mod tests {
         let expected = parse::parse(&body, Format::PrometheusText).map_err(|err| err.to_string());
         assert!(expected.as_ref().is_err_and(|err| err.ends_with("(line 2)")));
         assert_eq!(syntax.map(|_| ()), expected.map(|_| ()));
+    }
+
+    #[test]
+    fn bodies_are_read_into_the_start_of_the_kept_buffer() {
+        /// Hands out at most 1000 bytes per read, with an interruption before each.
+        struct Trickle<'a> {
+            rest: &'a [u8],
+            interrupt: bool,
+        }
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                self.interrupt = !self.interrupt;
+                if self.interrupt {
+                    return Err(std::io::ErrorKind::Interrupted.into());
+                }
+                let count = out.len().min(self.rest.len()).min(1000);
+                let (head, tail) = self.rest.split_at(count);
+                out[..count].copy_from_slice(head);
+                self.rest = tail;
+                Ok(count)
+            }
+        }
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut buffer = Vec::new();
+        for (body, max_bytes, expected_len) in [
+            (&big[..], 1 << 20, big.len()),
+            // Shorter than what the buffer holds from the last body.
+            (&big[..10], 1 << 20, 10),
+            (&big[..], 70_001, 70_001),
+            (&big[..0], 1 << 20, 0),
+        ] {
+            let mut reader = Trickle {
+                rest: body,
+                interrupt: false,
+            };
+            let len = read_reusing(&mut reader, &mut buffer, max_bytes).expect("no error");
+            assert_eq!(len, expected_len);
+            assert_eq!(&buffer[..len], &body[..expected_len]);
+        }
     }
 
     #[test]
