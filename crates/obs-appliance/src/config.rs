@@ -35,6 +35,9 @@ pub(crate) struct Config {
     /// PromQL queries: lookback, limits.
     #[serde(default)]
     pub(crate) query: QueryConfig,
+    /// The log store: ingest limits, correlation keys, Loki 3's label discovery.
+    #[serde(default)]
+    pub(crate) logs: LogsConfig,
     /// Logging.
     #[serde(default)]
     pub(crate) log: LogConfig,
@@ -474,6 +477,71 @@ impl Default for MetricsConfig {
             max_series: default_max_series(),
             max_series_per_metric: default_max_series_per_metric(),
             otlp_scope_labels: true,
+        }
+    }
+}
+
+/// `logs:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogsConfig {
+    /// The longest line accepted (Loki's `max_line_size`).
+    #[serde(default = "default_max_line_size")]
+    pub(crate) max_line_size: ByteSize,
+    /// The most labels a stream may have (Loki's `max_label_names_per_series`).
+    #[serde(default = "default_max_label_names")]
+    pub(crate) max_label_names_per_stream: usize,
+    /// The most streams the store holds; entries of new streams beyond it are refused.
+    #[serde(default = "default_max_streams")]
+    pub(crate) max_streams: usize,
+    /// Keys indexed as exact terms, from stream labels, structured metadata or the top-level
+    /// fields of JSON and logfmt lines: `| json | run_id="r-1"` is then an index lookup.
+    #[serde(default = "default_correlation_keys")]
+    pub(crate) correlation_keys: Vec<String>,
+    /// Add `service_name` to streams without it, as Loki 3 does.
+    #[serde(default = "default_true")]
+    pub(crate) discover_service_name: bool,
+    /// Add `detected_level` to entries' structured metadata, as Loki 3 does.
+    #[serde(default = "default_true")]
+    pub(crate) discover_log_levels: bool,
+    /// How often entries move from memory into the day indexes (they are queryable at once
+    /// either way; this bounds the write-ahead log and the memory held).
+    #[serde(default = "default_logs_flush_interval")]
+    pub(crate) flush_interval: PromDuration,
+}
+
+fn default_max_line_size() -> ByteSize {
+    ByteSize::kib(256)
+}
+
+fn default_max_label_names() -> usize {
+    15
+}
+
+fn default_max_streams() -> usize {
+    100_000
+}
+
+fn default_correlation_keys() -> Vec<String> {
+    obs_logs::keys::DEFAULT_CORRELATION_KEYS
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_logs_flush_interval() -> PromDuration {
+    PromDuration::from_secs(10)
+}
+
+impl Default for LogsConfig {
+    fn default() -> LogsConfig {
+        LogsConfig {
+            max_line_size: default_max_line_size(),
+            max_label_names_per_stream: default_max_label_names(),
+            max_streams: default_max_streams(),
+            correlation_keys: default_correlation_keys(),
+            discover_service_name: true,
+            discover_log_levels: true,
+            flush_interval: default_logs_flush_interval(),
         }
     }
 }

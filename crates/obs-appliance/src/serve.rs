@@ -18,6 +18,8 @@ use obs_core::limits::Limits;
 use obs_core::partition::{DataLayout, DayPartitionDir, PartitionSet, RetentionManager, RetentionPolicy};
 use obs_core::time::TimestampMs;
 use obs_core::wal::{Wal, WalOptions};
+use obs_logs::model::EntryLimits;
+use obs_logs::store::{LogStore, LogsOptions};
 use obs_metrics::store::{MetricsOptions, MetricsStore};
 use obs_server::listener::{self, BoundListener};
 use obs_server::{AppState, BuildInfo};
@@ -144,7 +146,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     let mut server = tokio::spawn(listener::serve(prepared.listeners, mux, shutdown.clone()));
 
     let layout = prepared.layout.clone();
-    let other_wals: Vec<(Signal, WalOptions)> = [Signal::Logs, Signal::Traces]
+    let other_wals: Vec<(Signal, WalOptions)> = [Signal::Traces]
         .into_iter()
         .map(|signal| (signal, wal_options(signal, &config)))
         .collect();
@@ -157,6 +159,20 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         wal: wal_options(Signal::Metrics, &config),
         ..MetricsOptions::default()
     };
+    let logs_options = LogsOptions {
+        retention: config.retention(Signal::Logs),
+        limits: EntryLimits {
+            max_line_bytes: config.logs.max_line_size.as_usize(),
+            max_labels: config.logs.max_label_names_per_stream,
+            ..EntryLimits::default()
+        },
+        max_streams: config.logs.max_streams,
+        correlation_keys: config.logs.correlation_keys.clone(),
+        discover_service_name: config.logs.discover_service_name,
+        discover_log_levels: config.logs.discover_log_levels,
+        wal: wal_options(Signal::Logs, &config),
+        ..LogsOptions::default()
+    };
     let opened = tokio::task::spawn_blocking(move || {
         let (store, report) = MetricsStore::open(&layout, metrics_options).map_err(|err| err.to_string())?;
         tracing::info!(
@@ -166,10 +182,18 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
             corruptions = report.wal_corruptions,
             "metrics store opened"
         );
+        let (logs, logs_report) = LogStore::open(&layout, logs_options).map_err(|err| err.to_string())?;
+        tracing::info!(
+            streams = logs_report.streams,
+            replayed_records = logs_report.replayed_records,
+            replayed_entries = logs_report.replayed_entries,
+            corruptions = logs_report.wal_corruptions,
+            "log store opened"
+        );
         let wals = open_wals(&layout, other_wals)?;
-        Ok::<_, String>((Arc::new(store), wals))
+        Ok::<_, String>((Arc::new(store), Arc::new(logs), wals))
     });
-    let (metrics, wals) = match opened.await {
+    let (metrics, logs, wals) = match opened.await {
         Ok(Ok(opened)) => opened,
         Ok(Err(err)) => {
             tracing::error!(error = %err, "cannot open the write-ahead logs");
@@ -203,6 +227,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         ),
     );
     state.attach_metrics(Arc::clone(&metrics));
+    state.attach_logs(Arc::clone(&logs));
     let scrape = obs_scrape::manager::ScrapeManager::new(Arc::clone(&metrics));
     let rules = obs_rules::manager::RuleManager::new(Arc::clone(&metrics), state.query_options());
     let alertmanager = match start_alertmanager(&config, &prepared.layout, main_address) {
@@ -252,10 +277,21 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     state.set_ready(true).await;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
 
-    let retention = Arc::new(retention_manager(&config, &prepared.layout, Arc::clone(&metrics)));
+    let retention = Arc::new(retention_manager(
+        &config,
+        &prepared.layout,
+        Arc::clone(&metrics),
+        Arc::clone(&logs),
+    ));
     metrics.set_disk_pressure(retention.pressure());
+    logs.set_disk_pressure(retention.pressure());
     let retention_task = tokio::spawn(run_retention(Arc::clone(&retention), shutdown.clone()));
     let maintenance_task = tokio::spawn(run_metrics_maintenance(Arc::clone(&metrics), shutdown.clone()));
+    let logs_task = tokio::spawn(run_logs_maintenance(
+        Arc::clone(&logs),
+        config.logs.flush_interval.as_std(),
+        shutdown.clone(),
+    ));
 
     let exit = tokio::select! {
         signal = stop_signal() => {
@@ -282,6 +318,14 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     }
     retention_task.abort();
     maintenance_task.abort();
+    logs_task.abort();
+    match flush_logs(&logs).await {
+        Ok(()) => tracing::info!("log store flushed"),
+        Err(err) => {
+            tracing::error!(error = %err, "log store flush at shutdown failed; the write-ahead log keeps the data")
+        }
+    }
+    logs.close_wal();
     let checkpointed = checkpoint(&metrics).await;
     metrics.close_wal();
     match checkpointed {
@@ -331,11 +375,14 @@ fn open_wals(layout: &DataLayout, logs: Vec<(Signal, WalOptions)>) -> Result<BTr
     Ok(wals)
 }
 
-fn retention_manager(config: &Config, layout: &DataLayout, metrics: Arc<MetricsStore>) -> RetentionManager {
-    let mut sets: Vec<Arc<dyn PartitionSet>> = vec![metrics];
-    for signal in [Signal::Logs, Signal::Traces] {
-        sets.push(Arc::new(DayPartitionDir::new(signal, layout.signal_dir(signal))));
-    }
+fn retention_manager(
+    config: &Config,
+    layout: &DataLayout,
+    metrics: Arc<MetricsStore>,
+    logs: Arc<LogStore>,
+) -> RetentionManager {
+    let traces = DayPartitionDir::new(Signal::Traces, layout.signal_dir(Signal::Traces));
+    let sets: Vec<Arc<dyn PartitionSet>> = vec![metrics, logs, Arc::new(traces)];
     let retention = Signal::ALL
         .iter()
         .map(|&signal| (signal, config.retention(signal)))
@@ -397,6 +444,36 @@ async fn run_metrics_maintenance(store: Arc<MetricsStore>, shutdown: Cancellatio
             Err(err) => tracing::error!(error = %err, "metrics flush panicked"),
         }
     }
+}
+
+/// Moves the log head into the day indexes every `interval`, or sooner when it grows large.
+async fn run_logs_maintenance(store: Arc<LogStore>, interval: Duration, shutdown: CancellationToken) {
+    let tick = Duration::from_secs(1).min(interval);
+    let mut since_flush = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(tick) => {}
+        }
+        since_flush += tick;
+        if since_flush < interval && !store.wants_flush() {
+            continue;
+        }
+        since_flush = Duration::ZERO;
+        if let Err(err) = flush_logs(&store).await {
+            tracing::error!(error = %err, "log flush failed; retrying at the next one");
+        }
+    }
+}
+
+/// A log flush, its blocking half off the async threads.
+async fn flush_logs(store: &Arc<LogStore>) -> Result<(), String> {
+    let rotated_at = store.begin_flush().await.map_err(|err| err.to_string())?;
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || store.finish_flush(rotated_at))
+        .await
+        .map_err(|err| err.to_string())?
+        .map_err(|err| err.to_string())
 }
 
 /// A metrics checkpoint, its blocking half off the async threads.

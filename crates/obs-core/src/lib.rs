@@ -10,6 +10,7 @@
 //! - [`limits`]: capped decompression (gzip, deflate, snappy, zstd) that every decoder uses, so
 //!   a decompression bomb is a "too large" error instead of an out-of-memory.
 //! - [`error::ErrorKind`]: the one error classification the API layer maps to HTTP and gRPC.
+//! - [`otlp`]: OpenTelemetry attribute values as text, for every signal's OTLP ingest.
 //! - [`units`]: Prometheus-style durations (`15d`, `1h30m`) and byte sizes (`512MiB`).
 //! - [`time`]: millisecond timestamps and UTC days.
 //! - [`series`]: the Prometheus data model (label sets, matchers) and the storage trait the
@@ -30,6 +31,7 @@ pub mod files;
 pub mod goregex;
 pub mod httpclient;
 pub mod limits;
+pub mod otlp;
 pub mod partition;
 pub mod selfmetrics;
 pub mod series;

@@ -164,6 +164,11 @@ impl ByteSize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
     }
 
+    /// Kibibytes.
+    pub const fn kib(n: u64) -> ByteSize {
+        ByteSize(n << 10)
+    }
+
     /// Mebibytes.
     pub const fn mib(n: u64) -> ByteSize {
         ByteSize(n << 20)

@@ -29,11 +29,10 @@
 //! Exemplars and `_created` series are not produced.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use obs_core::series::{Labels, METRIC_NAME_LABEL, MetricMetadata, MetricType, SeriesSamples};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint, metric,
     number_data_point,
@@ -203,7 +202,7 @@ impl ResourceIdentity {
             attributes
                 .iter()
                 .find(|attribute| attribute.key == key)
-                .map(|attribute| any_value_string(attribute.value.as_ref()))
+                .map(|attribute| obs_core::otlp::any_value_string(attribute.value.as_ref()))
         };
         let mut labels = Vec::new();
         if let Some(name) = get(SERVICE_NAME) {
@@ -543,7 +542,10 @@ fn normalized_attributes<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> 
         by_name
             .entry(normalize_label_name(&attribute.key))
             .or_default()
-            .push((attribute.key.as_str(), any_value_string(attribute.value.as_ref())));
+            .push((
+                attribute.key.as_str(),
+                obs_core::otlp::any_value_string(attribute.value.as_ref()),
+            ));
     }
     by_name
         .into_iter()
@@ -581,116 +583,6 @@ pub fn normalize_label_name(key: &str) -> String {
         name.insert_str(0, "key");
     }
     name
-}
-
-/// An attribute value as a label value.
-fn any_value_string(value: Option<&AnyValue>) -> String {
-    let Some(value) = value.and_then(|value| value.value.as_ref()) else {
-        return String::new();
-    };
-    match value {
-        any_value::Value::StringValue(text) => text.clone(),
-        other => {
-            let mut text = String::new();
-            write_any_value(other, &mut text, false);
-            text
-        }
-    }
-}
-
-/// Writes a value; inside arrays and maps (`nested`), strings are JSON strings.
-fn write_any_value(value: &any_value::Value, text: &mut String, nested: bool) {
-    match value {
-        any_value::Value::StringValue(string) if nested => write_json_string(string, text),
-        any_value::Value::StringValue(string) => text.push_str(string),
-        any_value::Value::BoolValue(flag) => text.push_str(if *flag { "true" } else { "false" }),
-        any_value::Value::IntValue(int) => {
-            let _ = write!(text, "{int}");
-        }
-        any_value::Value::DoubleValue(double) => {
-            if double.is_finite() {
-                let _ = write!(text, "{double}");
-            } else if nested {
-                write_json_string(&format_float(*double), text);
-            } else {
-                text.push_str(&format_float(*double));
-            }
-        }
-        any_value::Value::BytesValue(bytes) => {
-            if nested {
-                text.push('"');
-            }
-            base64(bytes, text);
-            if nested {
-                text.push('"');
-            }
-        }
-        any_value::Value::ArrayValue(array) => {
-            text.push('[');
-            for (index, item) in array.values.iter().enumerate() {
-                if index > 0 {
-                    text.push(',');
-                }
-                match &item.value {
-                    Some(item) => write_any_value(item, text, true),
-                    None => text.push_str("null"),
-                }
-            }
-            text.push(']');
-        }
-        any_value::Value::KvlistValue(list) => {
-            text.push('{');
-            for (index, entry) in list.values.iter().enumerate() {
-                if index > 0 {
-                    text.push(',');
-                }
-                write_json_string(&entry.key, text);
-                text.push(':');
-                match entry.value.as_ref().and_then(|value| value.value.as_ref()) {
-                    Some(item) => write_any_value(item, text, true),
-                    None => text.push_str("null"),
-                }
-            }
-            text.push('}');
-        }
-        any_value::Value::StringValueStrindex(index) => {
-            let _ = write!(text, "{index}");
-        }
-    }
-}
-
-fn write_json_string(value: &str, text: &mut String) {
-    text.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => text.push_str("\\\""),
-            '\\' => text.push_str("\\\\"),
-            '\n' => text.push_str("\\n"),
-            '\r' => text.push_str("\\r"),
-            '\t' => text.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(text, "\\u{:04x}", c as u32);
-            }
-            c => text.push(c),
-        }
-    }
-    text.push('"');
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8], text: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                text.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
 }
 
 /// Unit abbreviations in words (UCUM as OpenTelemetry uses it).
@@ -819,6 +711,7 @@ fn normalize_metric_name(name: &str, unit: &str, family: Family) -> (String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, InstrumentationScope};
     use opentelemetry_proto::tonic::metrics::v1::{
         ExponentialHistogram, Gauge, Histogram, ResourceMetrics, ScopeMetrics, Sum, Summary,

@@ -37,6 +37,13 @@ use crate::chunk::{self, XorEncoder};
 use crate::remote_write::{self, InvalidSeries, RawRequest};
 use crate::walrec;
 
+/// redb's page cache for the index (label sets and bounds of every series).
+const INDEX_CACHE_BYTES: usize = 32 << 20;
+/// redb's page cache for each open day partition. redb's default (1 GiB per database) let
+/// every partition written or read keep up to a gibibyte of pages resident; the operating
+/// system's page cache holds the files anyway, so a miss costs a copy, not a disk read.
+const PARTITION_CACHE_BYTES: usize = 16 << 20;
+
 /// A chunk is sealed once it holds this many samples (as in Prometheus).
 const SAMPLES_PER_CHUNK: usize = 120;
 
@@ -776,7 +783,10 @@ impl MetricsStore {
         let dir = layout.signal_dir(Signal::Metrics);
         std::fs::create_dir_all(&dir).map_err(|err| storage_error(&dir, err))?;
         let index_path = dir.join("index.redb");
-        let index = Database::create(&index_path).map_err(|err| storage_error(&index_path, err))?;
+        let index = Database::builder()
+            .set_cache_size(INDEX_CACHE_BYTES)
+            .create(&index_path)
+            .map_err(|err| storage_error(&index_path, err))?;
         let mut head = Head::default();
         let mut report = OpenReport::default();
         load_index(&index, &index_path, &mut head, &mut report)?;
@@ -1534,7 +1544,12 @@ impl MetricsStore {
             return Ok(None);
         }
         let path = self.partitions_dir.partition_path(day, "redb");
-        let db = Arc::new(Database::create(&path).map_err(|err| storage_error(&path, err))?);
+        let db = Arc::new(
+            Database::builder()
+                .set_cache_size(PARTITION_CACHE_BYTES)
+                .create(&path)
+                .map_err(|err| storage_error(&path, err))?,
+        );
         partitions.open.insert(day, Arc::clone(&db));
         partitions.known_days.insert(day);
         Ok(Some(db))

@@ -4,7 +4,7 @@
 //! `application/grpc` go to the gRPC services (tonic; OTLP and the standard gRPC health
 //! service), everything else to the HTTP routers (axum): the operational endpoints
 //! (`/-/healthy`, `/-/ready`, `/metrics`) and one module per compatible external API
-//! (`prometheus_api`, `otlp_api`, later `loki_api`, `tempo_api`, `alertmanager_api`). Their
+//! (`prometheus_api`, `otlp_api`, `loki_api`, `alertmanager_api`, later `tempo_api`). Their
 //! paths do not collide, so a single port is enough; the classic ports are extra listeners
 //! serving the same [`Mux`].
 //!
@@ -27,6 +27,7 @@ mod alertmanager_api;
 pub mod error;
 mod http_metrics;
 pub mod listener;
+mod loki_api;
 mod mux;
 mod ops;
 mod otlp_api;
@@ -111,6 +112,8 @@ struct StateInner {
     reload: std::sync::OnceLock<Reload>,
     /// The metrics store, once it has replayed its write-ahead log.
     metrics: std::sync::OnceLock<Arc<obs_metrics::store::MetricsStore>>,
+    /// The log store, once it has replayed its write-ahead log.
+    logs: std::sync::OnceLock<Arc<obs_logs::store::LogStore>>,
 }
 
 impl AppState {
@@ -133,6 +136,7 @@ impl AppState {
                 started: std::time::SystemTime::now(),
                 prometheus_view: std::sync::RwLock::new(("15d".to_owned(), "global: {}\n".to_owned())),
                 metrics: std::sync::OnceLock::new(),
+                logs: std::sync::OnceLock::new(),
                 scrape: std::sync::OnceLock::new(),
                 rules: std::sync::OnceLock::new(),
                 alertmanager: std::sync::OnceLock::new(),
@@ -168,6 +172,16 @@ impl AppState {
     /// The metrics store, when attached.
     pub fn metrics(&self) -> Option<&Arc<obs_metrics::store::MetricsStore>> {
         self.inner.metrics.get()
+    }
+
+    /// Serves the log store from now on.
+    pub fn attach_logs(&self, store: Arc<obs_logs::store::LogStore>) {
+        let _ = self.inner.logs.set(store);
+    }
+
+    /// The log store, when attached.
+    pub fn logs(&self) -> Option<&Arc<obs_logs::store::LogStore>> {
+        self.inner.logs.get()
     }
 
     /// Sets how OTLP metrics are converted.
@@ -312,6 +326,7 @@ pub fn router(state: AppState) -> Mux {
         .merge(prometheus_api::routes())
         .merge(alertmanager_api::routes())
         .merge(otlp_api::routes())
+        .merge(loki_api::routes())
         .fallback(ops::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.limits().max_request_body_bytes,
@@ -323,7 +338,10 @@ pub fn router(state: AppState) -> Mux {
         .inner
         .grpc_routes
         .clone()
-        .add_service(otlp_api::MetricsGrpc::new(state.clone()))
+        .add_service(otlp_api::ExportGrpc::<otlp_api::MetricsExport>::new(
+            state.clone(),
+        ))
+        .add_service(otlp_api::ExportGrpc::<otlp_api::LogsExport>::new(state.clone()))
         .into_axum_router()
         .layer(axum::middleware::from_fn(http_metrics::track));
     http_metrics::register_build_info(state.build());

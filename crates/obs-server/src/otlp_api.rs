@@ -1,6 +1,6 @@
 //! OTLP receivers: HTTP (`POST /v1/metrics`, also under `/otlp` and `/api/v1/otlp` as Loki
-//! and Prometheus serve it) and gRPC (`opentelemetry.proto.collector.metrics.v1.MetricsService/Export`
-//! on every listener).
+//! and Prometheus serve it; `POST /v1/logs` and `/otlp/v1/logs`) and gRPC (the metrics and
+//! logs collector services' `Export` on every listener).
 //!
 //! HTTP bodies are protobuf (`application/x-protobuf`) or JSON (`application/json`, the OTLP
 //! JSON mapping: lowerCamelCase keys, 64-bit integers as strings or numbers, enums as numbers
@@ -27,6 +27,9 @@ use axum::routing::post;
 use obs_core::error::{Classify, ErrorKind};
 use obs_core::limits::{Compression, decompress};
 use obs_core::time::TimestampMs;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -43,6 +46,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/metrics", post(export_metrics_http))
         .route("/otlp/v1/metrics", post(export_metrics_http))
         .route("/api/v1/otlp/v1/metrics", post(export_metrics_http))
+        .route("/v1/logs", post(export_logs_http))
+        .route("/otlp/v1/logs", post(export_logs_http))
 }
 
 /// The body encodings of OTLP over HTTP.
@@ -293,32 +298,85 @@ async fn export_metrics(
     })
 }
 
-/// The gRPC `MetricsService`.
-#[derive(Debug, Clone)]
-pub(crate) struct MetricsGrpc {
-    state: AppState,
+/// One OTLP `Export` service: its gRPC name, messages and handler.
+pub(crate) trait ExportService: Send + Sync + 'static {
+    /// The gRPC service name.
+    const NAME: &'static str;
+    /// The request message.
+    type Request: Message + Default + Send + 'static;
+    /// The response message.
+    type Response: Message + Default + Send + 'static;
+    /// Stores one export; errors as their kind and message.
+    fn export(state: AppState, request: Self::Request) -> BoxFuture<Self::Response, (ErrorKind, String)>;
 }
 
-impl MetricsGrpc {
-    pub(crate) fn new(state: AppState) -> MetricsGrpc {
-        MetricsGrpc { state }
+/// The metrics collector service.
+#[derive(Debug)]
+pub(crate) struct MetricsExport;
+
+impl ExportService for MetricsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    type Request = ExportMetricsServiceRequest;
+    type Response = ExportMetricsServiceResponse;
+
+    fn export(state: AppState, request: Self::Request) -> BoxFuture<Self::Response, (ErrorKind, String)> {
+        Box::pin(async move { export_metrics(&state, request).await })
     }
 }
 
-impl tonic::server::NamedService for MetricsGrpc {
-    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+/// The logs collector service.
+#[derive(Debug)]
+pub(crate) struct LogsExport;
+
+impl ExportService for LogsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    type Request = ExportLogsServiceRequest;
+    type Response = ExportLogsServiceResponse;
+
+    fn export(state: AppState, request: Self::Request) -> BoxFuture<Self::Response, (ErrorKind, String)> {
+        Box::pin(async move { export_logs(&state, request).await })
+    }
+}
+
+/// An OTLP collector service over gRPC (`<service>/Export` on every listener).
+#[derive(Debug)]
+pub(crate) struct ExportGrpc<E> {
+    state: AppState,
+    service: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E> Clone for ExportGrpc<E> {
+    fn clone(&self) -> Self {
+        ExportGrpc {
+            state: self.state.clone(),
+            service: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<E: ExportService> ExportGrpc<E> {
+    pub(crate) fn new(state: AppState) -> ExportGrpc<E> {
+        ExportGrpc {
+            state,
+            service: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<E: ExportService> tonic::server::NamedService for ExportGrpc<E> {
+    const NAME: &'static str = E::NAME;
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
 
-impl tonic::server::UnaryService<ExportMetricsServiceRequest> for MetricsGrpc {
-    type Response = ExportMetricsServiceResponse;
-    type Future = BoxFuture<tonic::Response<ExportMetricsServiceResponse>, tonic::Status>;
+impl<E: ExportService> tonic::server::UnaryService<E::Request> for ExportGrpc<E> {
+    type Response = E::Response;
+    type Future = BoxFuture<tonic::Response<E::Response>, tonic::Status>;
 
-    fn call(&mut self, request: tonic::Request<ExportMetricsServiceRequest>) -> Self::Future {
+    fn call(&mut self, request: tonic::Request<E::Request>) -> Self::Future {
         let state = self.state.clone();
         Box::pin(async move {
-            export_metrics(&state, request.into_inner())
+            E::export(state, request.into_inner())
                 .await
                 .map(tonic::Response::new)
                 .map_err(|(kind, message)| grpc_status(kind, message))
@@ -326,8 +384,9 @@ impl tonic::server::UnaryService<ExportMetricsServiceRequest> for MetricsGrpc {
     }
 }
 
-impl<B> tower::Service<http::Request<B>> for MetricsGrpc
+impl<E, B> tower::Service<http::Request<B>> for ExportGrpc<E>
 where
+    E: ExportService,
     B: tonic::codegen::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<tonic::codegen::StdError> + Send + 'static,
 {
@@ -344,7 +403,7 @@ where
             .uri()
             .path()
             .strip_prefix('/')
-            .and_then(|path| path.strip_prefix(<Self as tonic::server::NamedService>::NAME));
+            .and_then(|path| path.strip_prefix(E::NAME));
         if method != Some("/Export") {
             return Box::pin(async { Ok(tonic::Status::unimplemented("unknown method").into_http()) });
         }
@@ -357,6 +416,70 @@ where
             Ok(grpc.unary(service, request).await)
         })
     }
+}
+
+async fn export_logs_http(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let encoding = match Encoding::of(&headers) {
+        Ok(encoding) => encoding,
+        Err(message) => {
+            return ApiError::new(ApiFamily::OtlpProtobuf, ErrorKind::UnsupportedMediaType, message)
+                .into_response();
+        }
+    };
+    let request: ExportLogsServiceRequest = match decode_body(&state, &headers, &body, encoding) {
+        Ok(request) => request,
+        Err(err) => return err.into_response(),
+    };
+    match export_logs(&state, request).await {
+        Ok(response) => encode_response(encoding, &response),
+        Err((kind, message)) => ApiError::new(encoding.family(), kind, message).into_response(),
+    }
+}
+
+/// Converts, stores and answers one logs export; errors as their kind and message.
+async fn export_logs(
+    state: &AppState,
+    request: ExportLogsServiceRequest,
+) -> Result<ExportLogsServiceResponse, (ErrorKind, String)> {
+    let Some(store) = state.logs() else {
+        return Err((
+            ErrorKind::Unavailable,
+            "starting up: the log store is replaying its write-ahead log".to_owned(),
+        ));
+    };
+    let now = TimestampMs::now();
+    let converted = obs_logs::otlp::convert(&request, now.0.saturating_mul(1_000_000));
+    drop(request);
+    let mut rejected = converted.rejected.len() as i64;
+    let outcome = store
+        .append(converted.streams, now)
+        .await
+        .map_err(|err| (err.kind(), err.client_message()))?;
+    rejected += outcome.refused.len() as i64;
+    if rejected == 0 {
+        return Ok(ExportLogsServiceResponse {
+            partial_success: None,
+        });
+    }
+    let mut messages = converted.rejected;
+    messages.extend(
+        outcome
+            .refused
+            .iter()
+            .take(LISTED_REFUSALS.saturating_sub(messages.len()))
+            .map(|refused| refused.message.clone()),
+    );
+    let listed = messages.len() as i64;
+    let mut error_message = messages.join("; ");
+    if rejected > listed {
+        error_message.push_str(&format!("; and {} more", rejected - listed));
+    }
+    Ok(ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess {
+            rejected_log_records: rejected,
+            error_message,
+        }),
+    })
 }
 
 #[cfg(test)]

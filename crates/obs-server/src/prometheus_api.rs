@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::AppState;
 
 mod metadata;
-mod query;
+pub(crate) mod query;
 mod rules;
 mod status;
 mod targets;

@@ -1,0 +1,364 @@
+//! The log store against a simple reference: what was acknowledged is selected back, in
+//! order, from the head, from the day indexes after a flush, and after a restart that replays
+//! the write-ahead log; validation refuses what Loki refuses and keeps the rest.
+#![allow(clippy::unwrap_used)]
+
+use std::ops::ControlFlow;
+
+use obs_core::partition::{DataLayout, PartitionSet};
+use obs_core::series::{Labels, MatchOp, Matcher};
+use obs_core::time::{Day, TimestampMs};
+use obs_logs::model::{LogEntry, StreamEntries};
+use obs_logs::store::{Direction, LogStore, LogsOptions, Selection};
+
+const NS: i64 = 1_000_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn stream(pairs: &[(&str, &str)], entries: Vec<LogEntry>) -> StreamEntries {
+    StreamEntries {
+        labels: Labels::from_pairs(pairs.iter().copied()).unwrap(),
+        entries,
+    }
+}
+
+fn entry(ts_ns: i64, line: &str) -> LogEntry {
+    LogEntry {
+        timestamp_ns: ts_ns,
+        line: line.to_owned(),
+        metadata: Vec::new(),
+    }
+}
+
+/// A selection and the stream matchers it applies to.
+struct Query {
+    matchers: Vec<Matcher>,
+    selection: Selection,
+}
+
+fn matches(matchers: &[Matcher]) -> impl Fn(&Labels) -> bool + '_ {
+    move |labels| matchers.iter().all(|matcher| matcher.matches_labels(labels))
+}
+
+fn select(store: &LogStore, query: &Query) -> Vec<(String, i64, String)> {
+    let mut out = Vec::new();
+    store
+        .select(&matches(&query.matchers), &query.selection, |selected| {
+            out.push((
+                selected.stream.get("app").unwrap_or("").to_owned(),
+                selected.entry.timestamp_ns,
+                selected.entry.line,
+            ));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    out
+}
+
+fn everything(app: &str, direction: Direction) -> Query {
+    Query {
+        matchers: vec![Matcher::equal("app", app)],
+        selection: Selection {
+            start_ns: 0,
+            end_ns: i64::MAX,
+            direction,
+            ..Selection::default()
+        },
+    }
+}
+
+fn with(query: Query, change: impl FnOnce(&mut Selection)) -> Query {
+    let mut query = query;
+    change(&mut query.selection);
+    query
+}
+
+/// Entries spread over yesterday and today, two streams, lines with run ids.
+fn fixture(now: TimestampMs) -> Vec<StreamEntries> {
+    let base = now.0 * NS;
+    let hour = 3_600_000 * NS;
+    let mut jarvis = Vec::new();
+    let mut worker = Vec::new();
+    for i in 0..60i64 {
+        // Out of order on purpose: 30 hours back to now, shuffled by a stride.
+        let at = base - ((i * 37) % 60) * hour / 2;
+        jarvis.push(entry(
+            at,
+            &format!("level=info run_id=r-{} step {i} Connection refused", i % 5),
+        ));
+        worker.push(entry(
+            at + 1,
+            &format!("{{\"run_id\":\"r-{}\",\"msg\":\"tool call {i}\"}}", i % 3),
+        ));
+    }
+    vec![
+        stream(&[("app", "jarvis")], jarvis),
+        stream(&[("app", "worker")], worker),
+    ]
+}
+
+fn expected(batch: &[StreamEntries], app: &str, direction: Direction) -> Vec<(String, i64, String)> {
+    let mut all: Vec<(String, i64, String)> = batch
+        .iter()
+        .filter(|stream| stream.labels.get("app") == Some(app))
+        .flat_map(|stream| {
+            stream
+                .entries
+                .iter()
+                .map(|entry| (app.to_owned(), entry.timestamp_ns, entry.line.clone()))
+        })
+        .collect();
+    all.sort_by_key(|(_, ts, _)| *ts);
+    if direction == Direction::Backward {
+        all.reverse();
+    }
+    all
+}
+
+#[test]
+fn acknowledged_entries_come_back_from_head_indexes_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataLayout::new(dir.path());
+    let now = TimestampMs::now();
+    let batch = fixture(now);
+    let rt = runtime();
+    {
+        let (store, _) = LogStore::open(&layout, LogsOptions::default()).unwrap();
+        let outcome = rt.block_on(store.append(batch.clone(), now)).unwrap();
+        assert_eq!(outcome.accepted, 120);
+        assert!(outcome.refused.is_empty(), "{:?}", outcome.refused);
+        for direction in [Direction::Backward, Direction::Forward] {
+            assert_eq!(
+                select(&store, &everything("jarvis", direction)),
+                expected(&batch, "jarvis", direction)
+            );
+        }
+        rt.block_on(store.flush()).unwrap();
+        for direction in [Direction::Backward, Direction::Forward] {
+            assert_eq!(
+                select(&store, &everything("worker", direction)),
+                expected(&batch, "worker", direction)
+            );
+        }
+        // More after the flush stays in the head; both come back together.
+        let late = vec![stream(
+            &[("app", "jarvis")],
+            vec![entry(now.0 * NS + 5, "late line")],
+        )];
+        rt.block_on(store.append(late, now)).unwrap();
+        assert_eq!(
+            select(&store, &everything("jarvis", Direction::Backward)).len(),
+            61
+        );
+        // Not closed: the late entry is only in the write-ahead log.
+    }
+    let (store, report) = LogStore::open(&layout, LogsOptions::default()).unwrap();
+    assert_eq!(report.replayed_entries, 1);
+    assert_eq!(report.streams, 2);
+    let jarvis = select(&store, &everything("jarvis", Direction::Backward));
+    assert_eq!(jarvis.len(), 61);
+    assert_eq!(jarvis[0].2, "late line");
+    assert_eq!(&jarvis[1..], &expected(&batch, "jarvis", Direction::Backward)[..]);
+}
+
+#[test]
+fn substring_filters_and_correlation_keys_select_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataLayout::new(dir.path());
+    let now = TimestampMs::now();
+    let batch = fixture(now);
+    let rt = runtime();
+    let (store, _) = LogStore::open(&layout, LogsOptions::default()).unwrap();
+    rt.block_on(store.append(batch.clone(), now)).unwrap();
+    for flushed in [false, true] {
+        if flushed {
+            rt.block_on(store.flush()).unwrap();
+        }
+        let by_key = with(everything("worker", Direction::Forward), |selection| {
+            selection.keys = vec![("run_id".to_owned(), "r-2".to_owned())];
+        });
+        let want: Vec<_> = expected(&batch, "worker", Direction::Forward)
+            .into_iter()
+            .filter(|(_, _, line)| line.contains("\"r-2\""))
+            .collect();
+        assert_eq!(select(&store, &by_key), want, "flushed: {flushed}");
+        // A needle whose edge tokens are partial: "nection refu" must still match.
+        let contains = with(everything("jarvis", Direction::Backward), |selection| {
+            selection.line_contains = vec!["nection refu".to_owned(), "step 1".to_owned()];
+        });
+        let want: Vec<_> = expected(&batch, "jarvis", Direction::Backward)
+            .into_iter()
+            .filter(|(_, _, line)| line.contains("step 1"))
+            .collect();
+        assert_eq!(select(&store, &contains), want, "flushed: {flushed}");
+        let regex = Query {
+            matchers: vec![Matcher::new(MatchOp::Regex, "app", "jar.*|work.*").unwrap()],
+            selection: Selection {
+                start_ns: now.0 * NS - 3_600_000 * NS,
+                end_ns: now.0 * NS + 1,
+                direction: Direction::Forward,
+                ..Selection::default()
+            },
+        };
+        let got = select(&store, &regex);
+        let mut want: Vec<_> = expected(&batch, "jarvis", Direction::Forward)
+            .into_iter()
+            .chain(expected(&batch, "worker", Direction::Forward))
+            .filter(|(_, ts, _)| *ts >= now.0 * NS - 3_600_000 * NS && *ts < now.0 * NS + 1)
+            .collect();
+        want.sort_by_key(|(_, ts, _)| *ts);
+        assert_eq!(got, want, "flushed: {flushed}");
+    }
+    // Early stop: the visitor breaks after three.
+    let mut seen = 0;
+    let query = everything("jarvis", Direction::Backward);
+    store
+        .select(&matches(&query.matchers), &query.selection, |_| {
+            seen += 1;
+            if seen == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(seen, 3);
+}
+
+#[test]
+fn validation_refuses_entries_loki_refuses_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataLayout::new(dir.path());
+    let now = TimestampMs::now();
+    let rt = runtime();
+    let options = LogsOptions {
+        max_streams: 2,
+        ..LogsOptions::default()
+    };
+    let (store, _) = LogStore::open(&layout, options).unwrap();
+    let now_ns = now.0 * NS;
+    let batch = vec![
+        stream(
+            &[("app", "a")],
+            vec![
+                entry(now_ns, "ok"),
+                entry(now_ns - 15 * 86_400_000 * NS, "too old"),
+                entry(now_ns + 3_600_000 * NS, "too new"),
+                entry(now_ns, &"x".repeat(300 << 10)),
+            ],
+        ),
+        stream(&[("app", "b")], vec![entry(now_ns, "ok b")]),
+        stream(&[("app", "c")], vec![entry(now_ns, "over the stream limit")]),
+    ];
+    let outcome = rt.block_on(store.append(batch, now)).unwrap();
+    assert_eq!(outcome.accepted, 2);
+    let mut reasons: Vec<&str> = outcome.refused.iter().map(|refused| refused.reason).collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "greater_than_max_sample_age",
+            "line_too_long",
+            "stream_limit",
+            "too_far_in_future"
+        ]
+    );
+    assert!(
+        outcome
+            .refused
+            .iter()
+            .any(|refused| refused.message.contains("timestamp too old"))
+    );
+    // service_name and detected_level were added as Loki 3 adds them.
+    let streams = store.streams(&|_| true, 0, i64::MAX);
+    assert_eq!(streams.len(), 2);
+    assert_eq!(streams[0].get("service_name"), Some("a"));
+    let mut metadata = Vec::new();
+    let query = everything("a", Direction::Forward);
+    store
+        .select(&matches(&query.matchers), &query.selection, |selected| {
+            metadata = selected.entry.metadata;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(
+        metadata,
+        vec![("detected_level".to_owned(), "unknown".to_owned())]
+    );
+}
+
+#[test]
+fn retention_drops_whole_days_and_their_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataLayout::new(dir.path());
+    let now = TimestampMs::now();
+    let batch = fixture(now);
+    let rt = runtime();
+    let (store, _) = LogStore::open(&layout, LogsOptions::default()).unwrap();
+    rt.block_on(store.append(batch.clone(), now)).unwrap();
+    rt.block_on(store.flush()).unwrap();
+    let days: Vec<Day> = store.partitions().unwrap().iter().map(|p| p.day).collect();
+    assert!(days.len() >= 2, "{days:?}");
+    let oldest = days.iter().min().copied().unwrap();
+    assert!(store.drop_partition(oldest).unwrap() > 0);
+    let day_start_ns = oldest.end_exclusive().0 * NS;
+    let want: Vec<_> = expected(&batch, "jarvis", Direction::Forward)
+        .into_iter()
+        .filter(|(_, ts, _)| *ts >= day_start_ns)
+        .collect();
+    assert_eq!(select(&store, &everything("jarvis", Direction::Forward)), want);
+}
+
+/// Copies the files of `from` that `to` lacks.
+fn copy_missing(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if !target.exists() {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_crash_between_index_commit_and_log_truncation_does_not_index_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataLayout::new(dir.path());
+    let now = TimestampMs::now();
+    let batch = fixture(now);
+    let rt = runtime();
+    let wal_dir = dir.path().join("logs").join("wal");
+    let saved = dir.path().join("wal-before-flush");
+    {
+        let (store, _) = LogStore::open(&layout, LogsOptions::default()).unwrap();
+        rt.block_on(store.append(batch.clone(), now)).unwrap();
+        let rotated_at = rt.block_on(store.begin_flush()).unwrap();
+        // The log as it is before the flush unlinks the segments it indexed.
+        copy_missing(&wal_dir, &saved);
+        store.finish_flush(rotated_at).unwrap();
+        // One more acknowledged entry that only the log holds.
+        let late = vec![stream(
+            &[("app", "jarvis")],
+            vec![entry(now.0 * NS + 7, "after the flush")],
+        )];
+        rt.block_on(store.append(late, now)).unwrap();
+    }
+    // As if the process had died before unlinking: the old segments are back beside the new.
+    copy_missing(&saved, &wal_dir);
+    let (store, report) = LogStore::open(&layout, LogsOptions::default()).unwrap();
+    assert_eq!(report.skipped_indexed_entries, 120);
+    assert_eq!(report.replayed_entries, 1);
+    let jarvis = select(&store, &everything("jarvis", Direction::Forward));
+    assert_eq!(jarvis.len(), 61, "each entry exactly once");
+    assert_eq!(
+        select(&store, &everything("worker", Direction::Forward)),
+        expected(&batch, "worker", Direction::Forward)
+    );
+}
