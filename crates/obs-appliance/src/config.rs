@@ -53,6 +53,11 @@ pub(crate) struct Config {
     /// Prometheus-format rule files (globs), alerting and recording rules over PromQL.
     #[serde(default)]
     pub(crate) rule_files: Vec<String>,
+    /// Loki-ruler rule files (globs): the same format with LogQL metric queries as
+    /// expressions, evaluated over the log store; alerts and recorded series as for
+    /// `rule_files`.
+    #[serde(default)]
+    pub(crate) log_rule_files: Vec<String>,
     /// Whether the default alert pack (target down, disks, Traefik 5xx, the appliance's own
     /// health; `deploy/rules/`) runs besides `rule_files`. On in the embedded default, off
     /// unless set in a configuration file.
@@ -679,7 +684,8 @@ impl Config {
         })
     }
 
-    /// The rule groups of `rule_files`, validated (file, group, rule and reason on error).
+    /// The rule groups of `rule_files` and `log_rule_files`, validated (file, group, rule and
+    /// reason on error).
     pub(crate) fn rule_groups(
         &self,
         origin: &str,
@@ -694,6 +700,18 @@ impl Config {
                     message: format!("rule_files: {err}"),
                 }
             })?;
+        groups.extend(
+            obs_rules::manager::load_groups_as(
+                &self.log_rule_files,
+                base_dir,
+                interval_ms,
+                obs_rules::file::QueryLanguage::LogQL,
+            )
+            .map_err(|err| ConfigError::Parse {
+                origin: origin.to_owned(),
+                message: format!("log_rule_files: {err}"),
+            })?,
+        );
         if self.default_alert_pack {
             groups.extend(
                 obs_rules::manager::default_alert_pack(interval_ms).map_err(|err| ConfigError::Parse {

@@ -230,6 +230,10 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     state.attach_logs(Arc::clone(&logs));
     let scrape = obs_scrape::manager::ScrapeManager::new(Arc::clone(&metrics));
     let rules = obs_rules::manager::RuleManager::new(Arc::clone(&metrics), state.query_options());
+    rules.set_log_querier(obs_server::log_rule_querier(
+        Arc::clone(&logs),
+        config.query.timeout.as_std(),
+    ));
     let alertmanager = match start_alertmanager(&config, &prepared.layout, main_address) {
         Ok(started) => started,
         Err(err) => {

@@ -1062,3 +1062,111 @@ fn rule_alerts_are_forwarded_to_external_alertmanagers() {
         "{alerts}"
     );
 }
+
+fn push_lines(appliance: &Appliance, app: &str, lines: &[&str]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let values: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| json!([(now + i as i64).to_string(), line]))
+        .collect();
+    let body = json!({"streams": [{"stream": {"app": app}, "values": values}]});
+    let mut response = common::http()
+        .post(&appliance.url("/loki/api/v1/push"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        204,
+        "{}",
+        response.body_mut().read_to_string().unwrap()
+    );
+}
+
+#[test]
+fn log_rules_alert_and_record_from_logql_like_lokis_ruler() {
+    let webhook = Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("jarvis.logrules.yml"),
+        "groups:\n  - name: jarvis-logs\n    interval: 1s\n    rules:\n      - record: jarvis:error_lines:count1m\n        expr: sum by (app) (count_over_time({app=\"jarvis\"} |= \"error\" [1m]))\n      - alert: JarvisErrors\n        expr: sum by (app) (count_over_time({app=\"jarvis\"} | logfmt | level=\"error\" [1m])) > 2\n        labels: {severity: warning}\n        annotations: {summary: '{{ $value }} errors in a minute from {{ $labels.app }}'}\n",
+    )
+    .unwrap();
+    let appliance = start(
+        dir.path(),
+        &format!(
+            "log_rule_files: ['*.logrules.yml']\nalertmanager:\n  resend_delay: 1s\n  config:\n    route: {{receiver: hook, group_by: [alertname], group_wait: 1s}}\n    receivers: [{{name: hook, webhook_configs: [{{url: '{}'}}]}}]\n",
+            webhook.url()
+        ),
+    );
+    // Log rules are listed where Loki's ruler lists them, not among the PromQL rules.
+    let (status, rules) = get_json(&appliance, "/prometheus/api/v1/rules");
+    assert_eq!(status, 200);
+    assert_eq!(rules["data"]["groups"][0]["name"], "jarvis-logs");
+    assert_eq!(
+        rules["data"]["groups"][0]["rules"][1]["query"],
+        r#"sum by (app) (count_over_time({app="jarvis"} | logfmt | level="error" [1m])) > 2"#
+    );
+    let (_, prometheus_rules) = get_json(&appliance, "/api/v1/rules");
+    assert!(
+        !prometheus_rules["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|group| group["name"] == "jarvis-logs")
+    );
+
+    push_lines(
+        &appliance,
+        "jarvis",
+        &[
+            "level=error msg=\"tool call failed\" run_id=r-1",
+            "level=error msg=\"tool call failed\" run_id=r-2",
+            "level=info msg=\"run finished\" run_id=r-1",
+            "level=error msg=\"llm timeout\" run_id=r-3",
+        ],
+    );
+    let (_, payload) = webhook.wait_for("JarvisErrors", Duration::from_secs(30), |payload| {
+        payload["commonLabels"]["alertname"] == "JarvisErrors"
+    });
+    let alert = &payload["alerts"][0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(
+        alert["labels"],
+        json!({"alertname": "JarvisErrors", "app": "jarvis", "severity": "warning"})
+    );
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "3 errors in a minute from jarvis"
+    );
+    let (_, alerts) = get_json(&appliance, "/prometheus/api/v1/alerts");
+    assert_eq!(alerts["data"]["alerts"][0]["labels"]["alertname"], "JarvisErrors");
+    // The recording rule wrote its series into the metrics store (three lines contain "error").
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, result) = get_json(&appliance, "/api/v1/query?query=jarvis:error_lines:count1m");
+        if result["data"]["result"][0]["value"][1] == "3" {
+            assert_eq!(result["data"]["result"][0]["metric"]["app"], "jarvis");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recorded series: {result}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // check-config refuses a log rule whose expression is a log query, naming where.
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(dir.path().join("bad.logrules.yml"), "groups:\n  - name: bad\n    rules:\n      - alert: Lines\n        expr: '{app=\"jarvis\"} |= \"error\"'\n").unwrap();
+    std::fs::write(&broken, "log_rule_files: ['bad.logrules.yml']\n").unwrap();
+    let (code, _, stderr) = common::run(&["check-config", "--config", broken.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("log_rule_files"), "{stderr}");
+    assert!(
+        stderr.contains("group \"bad\", rule 1, alert=\"Lines\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("must be a metric query"), "{stderr}");
+}

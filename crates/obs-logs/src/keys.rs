@@ -137,15 +137,24 @@ fn level_from_words(line: &str) -> &'static str {
     "unknown"
 }
 
-/// The correlation keys of an entry (`names` are the configured keys): stream labels first,
-/// then structured metadata, then top-level fields of the line; one value per key.
+/// The correlation keys of an entry (`names` are the configured keys): every value found in
+/// the stream labels, the structured metadata and the top-level fields of the line.
+///
+/// A query may push an equality on a key down to the index only if every entry it could match
+/// carries that term, so this errs on the side of more terms: every value of a key is indexed
+/// (not only the one a LogQL parser would pick when several sources or duplicate fields
+/// disagree), field names are sanitized as Loki's parsers sanitize them (`run-id` is
+/// `run_id`), and a JSON line is read up to its first syntax error, as Loki's `json` stage
+/// does.
 pub fn correlation_keys(names: &[String], labels: &Labels, entry: &LogEntry) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut add = |name: &str, value: &str| {
         if value.is_empty()
             || value.len() > MAX_KEY_VALUE_BYTES
             || !names.iter().any(|key| key == name)
-            || keys.iter().any(|(existing, _)| existing == name)
+            || keys
+                .iter()
+                .any(|(existing, known)| existing == name && known == value)
         {
             return;
         }
@@ -163,24 +172,221 @@ pub fn correlation_keys(names: &[String], labels: &Labels, entry: &LogEntry) -> 
     keys
 }
 
-/// The top-level scalar fields of a JSON object line or a logfmt line (empty for others).
+/// The top-level scalar fields of a JSON object line or a logfmt line (empty for others),
+/// names sanitized as Loki's parsers sanitize them, in line order, duplicates kept.
 pub fn top_level_fields(line: &str) -> Vec<(String, String)> {
     let trimmed = line.trim_start();
-    if trimmed.starts_with('{') {
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(trimmed) else {
-            return Vec::new();
-        };
-        return map
-            .into_iter()
-            .filter_map(|(name, value)| match value {
-                serde_json::Value::String(text) => Some((name, text)),
-                serde_json::Value::Number(number) => Some((name, number.to_string())),
-                serde_json::Value::Bool(flag) => Some((name, flag.to_string())),
-                _ => None,
-            })
-            .collect();
+    let fields = if trimmed.starts_with('{') {
+        json_fields(trimmed)
+    } else {
+        logfmt_pairs(line)
+    };
+    fields
+        .into_iter()
+        .map(|(name, value)| (sanitize_name(&name), value))
+        .filter(|(name, _)| !name.is_empty())
+        .collect()
+}
+
+/// A field name as Loki's parsers make a label name of it: every character outside
+/// `[a-zA-Z0-9_]` becomes `_`, and a leading digit gets a `_` in front.
+fn sanitize_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '_' {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|ch: char| ch.is_ascii_digit()) {
+        out.insert(0, '_');
     }
-    logfmt_pairs(line)
+    out
+}
+
+/// The top-level scalar fields of a JSON object, read as Loki's `json` stage reads them:
+/// strings unescaped, numbers and booleans as written, objects, arrays and nulls skipped,
+/// and the fields before a syntax error kept.
+fn json_fields(text: &str) -> Vec<(String, String)> {
+    let mut scanner = JsonScanner {
+        bytes: text.as_bytes(),
+        text,
+        pos: 0,
+    };
+    let mut fields = Vec::new();
+    scanner.skip_space();
+    if !scanner.eat(b'{') {
+        return fields;
+    }
+    loop {
+        scanner.skip_space();
+        if scanner.eat(b'}') {
+            break;
+        }
+        let Some(name) = scanner.string() else { break };
+        scanner.skip_space();
+        if !scanner.eat(b':') {
+            break;
+        }
+        scanner.skip_space();
+        match scanner.peek() {
+            Some(b'"') => match scanner.string() {
+                Some(value) => fields.push((name, value)),
+                None => break,
+            },
+            Some(b'{' | b'[') => {
+                if !scanner.skip_nested() {
+                    break;
+                }
+            }
+            Some(b't') if scanner.literal("true") => fields.push((name, "true".to_owned())),
+            Some(b'f') if scanner.literal("false") => fields.push((name, "false".to_owned())),
+            Some(b'n') if scanner.literal("null") => {}
+            Some(b'-' | b'0'..=b'9') => fields.push((name, scanner.number())),
+            _ => break,
+        }
+        scanner.skip_space();
+        if scanner.eat(b',') {
+            continue;
+        }
+        break;
+    }
+    fields
+}
+
+struct JsonScanner<'a> {
+    bytes: &'a [u8],
+    text: &'a str,
+    pos: usize,
+}
+
+impl JsonScanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    fn skip_space(&mut self) {
+        while self
+            .peek()
+            .is_some_and(|byte| matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.pos += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> bool {
+        let found = self.bytes.get(self.pos..self.pos + word.len()) == Some(word.as_bytes());
+        if found {
+            self.pos += word.len();
+        }
+        found
+    }
+
+    fn number(&mut self) -> String {
+        let start = self.pos;
+        while self
+            .peek()
+            .is_some_and(|byte| byte.is_ascii_digit() || matches!(byte, b'-' | b'+' | b'.' | b'e' | b'E'))
+        {
+            self.pos += 1;
+        }
+        self.text[start..self.pos].to_owned()
+    }
+
+    /// A string at the cursor, unescaped; `None` (cursor anywhere) when it is malformed.
+    fn string(&mut self) -> Option<String> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let mut out = String::new();
+        loop {
+            let start = self.pos;
+            while self
+                .peek()
+                .is_some_and(|byte| byte != b'"' && byte != b'\\' && byte >= 0x20)
+            {
+                self.pos += 1;
+            }
+            out.push_str(self.text.get(start..self.pos)?);
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    let escape = self.peek()?;
+                    self.pos += 1;
+                    match escape {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let high = self.hex4()?;
+                            let code = if (0xd800..0xdc00).contains(&high) && self.literal("\\u") {
+                                let low = self.hex4()?;
+                                0x10000 + ((high - 0xd800) << 10) + (low.checked_sub(0xdc00)? & 0x3ff)
+                            } else {
+                                high
+                            };
+                            out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.text.get(self.pos..self.pos + 4)?;
+        let value = u32::from_str_radix(digits, 16).ok()?;
+        self.pos += 4;
+        Some(value)
+    }
+
+    /// Skips an object or array at the cursor; false when it is not closed.
+    fn skip_nested(&mut self) -> bool {
+        let mut depth = 0usize;
+        while let Some(byte) = self.peek() {
+            match byte {
+                b'"' => {
+                    if self.string().is_none() {
+                        return false;
+                    }
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.pos += 1;
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        false
+    }
 }
 
 /// `key=value` and `key="quoted value"` pairs of a logfmt line; a line with none is not logfmt.
@@ -202,18 +408,19 @@ fn logfmt_pairs(line: &str) -> Vec<(String, String)> {
         }
         pos += 1;
         let value = if bytes.get(pos) == Some(&b'"') {
-            pos += 1;
-            let mut value = String::new();
-            while pos < bytes.len() && bytes[pos] != b'"' {
-                if bytes[pos] == b'\\' && pos + 1 < bytes.len() {
-                    pos += 1;
+            // A quoted value is a JSON string, as Loki's logfmt decoder reads it.
+            let mut scanner = JsonScanner {
+                bytes,
+                text: line,
+                pos,
+            };
+            match scanner.string() {
+                Some(value) => {
+                    pos = scanner.pos;
+                    value
                 }
-                let ch_len = line[pos..].chars().next().map_or(1, char::len_utf8);
-                value.push_str(&line[pos..pos + ch_len]);
-                pos += ch_len;
+                None => break,
             }
-            pos += 1;
-            value
         } else {
             let start = pos;
             while pos < bytes.len() && !bytes[pos].is_ascii_whitespace() {
@@ -221,7 +428,7 @@ fn logfmt_pairs(line: &str) -> Vec<(String, String)> {
             }
             line[start..pos].to_owned()
         };
-        if !key.is_empty() && obs_core::series::is_valid_label_name(key) {
+        if !key.is_empty() {
             pairs.push((key.to_owned(), value));
         }
     }
@@ -273,6 +480,47 @@ mod tests {
         assert!(keys.contains(&("level".to_owned(), "info".to_owned())));
         assert!(keys.contains(&("agent".to_owned(), "planner".to_owned())));
         assert!(correlation_keys(&names(), &Labels::default(), &entry("plain text", &[])).is_empty());
+    }
+
+    #[test]
+    fn keys_are_a_superset_of_what_loki_parsers_would_extract() {
+        let labels = Labels::from_pairs([("run_id", "from-label")]).unwrap();
+        // Truncated JSON: the fields before the error count, as in Loki's json stage; a
+        // duplicate field gives both values; names are sanitized.
+        let broken = entry(
+            r#"{"session_id":"s-1","run-id":"r-9","session_id":"s-2","task_id":1.50,"x": tru"#,
+            &[],
+        );
+        let keys = correlation_keys(&names(), &labels, &broken);
+        for expected in [
+            ("run_id", "from-label"),
+            ("run_id", "r-9"),
+            ("session_id", "s-1"),
+            ("session_id", "s-2"),
+            ("task_id", "1.50"),
+        ] {
+            assert!(
+                keys.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+                "{expected:?} in {keys:?}"
+            );
+        }
+        let logfmt = entry(r#"run-id="r-\u0041 \"q\"" agent=a"#, &[]);
+        let keys = correlation_keys(&names(), &Labels::default(), &logfmt);
+        assert!(
+            keys.contains(&("run_id".to_owned(), "r-A \"q\"".to_owned())),
+            "{keys:?}"
+        );
+        assert!(keys.contains(&("agent".to_owned(), "a".to_owned())), "{keys:?}");
+        // Escapes, nesting and surrogate pairs in JSON.
+        let fields = top_level_fields(
+            r#"{"a":{"run_id":"nested"},"b":["x"],"c":"\ud83d\ude00\n","d":null,"e":false}"#,
+        );
+        assert_eq!(
+            fields,
+            [("c", "\u{1f600}\n"), ("e", "false")]
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .to_vec()
+        );
     }
 
     #[test]

@@ -1,13 +1,24 @@
 //! Rule files in Prometheus' format: `groups:` with `name`, `interval`, `limit`, `labels`, and
 //! alerting (`alert`, `expr`, `for`, `keep_firing_for`, `labels`, `annotations`) or recording
 //! (`record`, `expr`, `labels`) rules. Validation names the file, group, rule and reason, as
-//! `promtool check rules` does.
+//! `promtool check rules` does. Log rules (Loki's ruler) use the same format with LogQL
+//! metric queries as expressions ([`QueryLanguage::LogQL`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use obs_core::units::PromDuration;
 use serde::Deserialize;
+
+/// The language of a rule file's expressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryLanguage {
+    /// PromQL over the metrics store (`rule_files`).
+    #[default]
+    PromQL,
+    /// LogQL metric queries over the log store (`log_rule_files`, as Loki's ruler).
+    LogQL,
+}
 
 /// A rule file.
 #[derive(Debug, Clone, Deserialize)]
@@ -95,17 +106,27 @@ pub struct RuleFileError {
     pub message: String,
 }
 
-/// Reads and validates a rule file.
+/// Reads and validates a rule file of PromQL rules.
 pub fn load(path: &Path) -> Result<RuleFile, RuleFileError> {
+    load_as(path, QueryLanguage::PromQL)
+}
+
+/// Reads and validates a rule file whose expressions are in `language`.
+pub fn load_as(path: &Path, language: QueryLanguage) -> Result<RuleFile, RuleFileError> {
     let text = std::fs::read_to_string(path).map_err(|err| RuleFileError {
         file: path.to_owned(),
         message: format!("cannot read: {err}"),
     })?;
-    parse(&text, path)
+    parse_as(&text, path, language)
 }
 
-/// Parses and validates rule-file text; `path` names it in errors.
+/// Parses and validates rule-file text of PromQL rules; `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<RuleFile, RuleFileError> {
+    parse_as(text, path, QueryLanguage::PromQL)
+}
+
+/// Parses and validates rule-file text whose expressions are in `language`.
+pub fn parse_as(text: &str, path: &Path, language: QueryLanguage) -> Result<RuleFile, RuleFileError> {
     let error = |message: String| RuleFileError {
         file: path.to_owned(),
         message,
@@ -115,12 +136,17 @@ pub fn parse(text: &str, path: &Path) -> Result<RuleFile, RuleFileError> {
     } else {
         serde_yaml::from_str(text).map_err(|err| error(err.to_string()))?
     };
-    validate(&file).map_err(error)?;
+    validate_as(&file, language).map_err(error)?;
     Ok(file)
 }
 
 /// Prometheus' rule file validation.
 pub fn validate(file: &RuleFile) -> Result<(), String> {
+    validate_as(file, QueryLanguage::PromQL)
+}
+
+/// Checks a parsed rule file whose expressions are in `language`.
+pub fn validate_as(file: &RuleFile, language: QueryLanguage) -> Result<(), String> {
     let mut names = std::collections::HashSet::new();
     for group in &file.groups {
         if group.name.is_empty() {
@@ -150,13 +176,13 @@ pub fn validate(file: &RuleFile) -> Result<(), String> {
                     index + 1
                 )
             };
-            validate_rule(rule).map_err(fail)?;
+            validate_rule(rule, language).map_err(fail)?;
         }
     }
     Ok(())
 }
 
-fn validate_rule(rule: &RuleConfig) -> Result<(), String> {
+fn validate_rule(rule: &RuleConfig, language: QueryLanguage) -> Result<(), String> {
     match (&rule.record, &rule.alert) {
         (Some(_), Some(_)) => return Err("only one of 'record' and 'alert' must be set".to_owned()),
         (None, None) => return Err("one of 'record' or 'alert' must be set".to_owned()),
@@ -165,7 +191,18 @@ fn validate_rule(rule: &RuleConfig) -> Result<(), String> {
     if rule.expr.0.trim().is_empty() {
         return Err("field 'expr' must be set in rule".to_owned());
     }
-    obs_promql::parse(&rule.expr.0).map_err(|err| format!("could not parse expression: {err}"))?;
+    match language {
+        QueryLanguage::PromQL => {
+            obs_promql::parse(&rule.expr.0).map_err(|err| format!("could not parse expression: {err}"))?;
+        }
+        QueryLanguage::LogQL => {
+            let expr =
+                obs_logql::parse(&rule.expr.0).map_err(|err| format!("could not parse expression: {err}"))?;
+            if expr.is_log() {
+                return Err("a rule expression must be a metric query, not a log query".to_owned());
+            }
+        }
+    }
     if let Some(record) = &rule.record {
         if !rule.annotations.is_empty() {
             return Err("invalid field 'annotations' in recording rule".to_owned());

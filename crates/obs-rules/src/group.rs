@@ -16,7 +16,7 @@ use obs_core::series::{Labels, METRIC_NAME_LABEL, Matcher, MetricsQuerier, Serie
 use obs_promql::{Engine, Value};
 use obs_template::PrometheusContext;
 
-use crate::file::{RuleConfig, RuleGroupConfig};
+use crate::file::{QueryLanguage, RuleConfig, RuleGroupConfig};
 
 /// The NaN Prometheus writes as a stale marker.
 const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
@@ -156,11 +156,37 @@ impl Rule {
     }
 }
 
+/// Runs a LogQL metric query at an instant, for log rules (the log store through the LogQL
+/// engine; supplied by the binary, so that this crate depends on neither).
+pub trait LogQuerier: Send + Sync {
+    /// The query's instant vector at `ts_ms` (a scalar is one sample without labels).
+    fn instant(&self, expr: &str, ts_ms: i64) -> Result<Vec<(Labels, f64)>, String>;
+}
+
+/// How a group's expressions run at one evaluation.
+#[derive(Clone, Copy)]
+enum Evaluator<'a> {
+    PromQL(&'a Engine),
+    LogQL(Option<&'a dyn LogQuerier>),
+}
+
+impl Evaluator<'_> {
+    fn instant(&self, expr: &str, ts: i64) -> Result<Vec<(Labels, f64)>, String> {
+        match self {
+            Evaluator::PromQL(engine) => instant_vector(engine, expr, ts),
+            Evaluator::LogQL(Some(logs)) => logs.instant(expr, ts),
+            Evaluator::LogQL(None) => Err("log rules need the log store, which is not running".to_owned()),
+        }
+    }
+}
+
 /// A group of rules.
 #[derive(Debug)]
 pub struct Group {
     /// Its name.
     pub name: String,
+    /// The language of its expressions.
+    pub language: QueryLanguage,
     /// The file it came from.
     pub file: String,
     /// Milliseconds between evaluations.
@@ -193,8 +219,19 @@ pub trait SeriesSink: Send + Sync {
 }
 
 impl Group {
-    /// A group from its configuration; `default_interval_ms` applies when it sets none.
+    /// A group of PromQL rules from its configuration; `default_interval_ms` applies when it
+    /// sets none.
     pub fn new(config: &RuleGroupConfig, file: &str, default_interval_ms: i64) -> Group {
+        Group::new_as(config, file, default_interval_ms, QueryLanguage::PromQL)
+    }
+
+    /// A group whose expressions are in `language`.
+    pub fn new_as(
+        config: &RuleGroupConfig,
+        file: &str,
+        default_interval_ms: i64,
+        language: QueryLanguage,
+    ) -> Group {
         let rules: Vec<Rule> = config
             .rules
             .iter()
@@ -203,9 +240,13 @@ impl Group {
                 for (name, value) in &config.labels {
                     rule.labels.entry(name.clone()).or_insert_with(|| value.clone());
                 }
-                let query = obs_promql::parse(&rule.expr.0)
-                    .map(|expr| expr.to_string())
-                    .unwrap_or_else(|_| rule.expr.0.trim().to_owned());
+                let canonical = match language {
+                    QueryLanguage::PromQL => {
+                        obs_promql::parse(&rule.expr.0).map(|expr| expr.to_string()).ok()
+                    }
+                    QueryLanguage::LogQL => obs_logql::parse(&rule.expr.0).map(|expr| expr.to_string()).ok(),
+                };
+                let query = canonical.unwrap_or_else(|| rule.expr.0.trim().to_owned());
                 Rule {
                     config: rule,
                     query,
@@ -219,6 +260,7 @@ impl Group {
             .collect();
         Group {
             name: config.name.clone(),
+            language,
             file: file.to_owned(),
             interval_ms: config
                 .interval
@@ -244,6 +286,23 @@ impl Group {
     /// fails writes nothing and keeps its previous series (they fade after the lookback
     /// delta), as in Prometheus.
     pub fn evaluate(&self, engine: &Engine, querier: &dyn MetricsQuerier, sink: &dyn SeriesSink, ts: i64) {
+        self.evaluate_with_logs(engine, None, querier, sink, ts);
+    }
+
+    /// [`Group::evaluate`], with the log querier that a group of log rules runs its
+    /// expressions on (`engine` still answers templates' `query` and the `for` state restore).
+    pub fn evaluate_with_logs(
+        &self,
+        engine: &Engine,
+        logs: Option<&dyn LogQuerier>,
+        querier: &dyn MetricsQuerier,
+        sink: &dyn SeriesSink,
+        ts: i64,
+    ) {
+        let evaluator = match self.language {
+            QueryLanguage::PromQL => Evaluator::PromQL(engine),
+            QueryLanguage::LogQL => Evaluator::LogQL(logs),
+        };
         let started = std::time::Instant::now();
         // Held only briefly: `carry_over` (from the async reload) takes it too.
         let previous = || self.previous.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -252,9 +311,9 @@ impl Group {
         for (index, rule) in self.rules.iter().enumerate() {
             let rule_started = std::time::Instant::now();
             let outcome = if rule.is_alerting() {
-                self.evaluate_alerting(rule, engine, ts)
+                self.evaluate_alerting(rule, evaluator, engine, ts)
             } else {
-                self.evaluate_recording(rule, engine, ts)
+                self.evaluate_recording(rule, evaluator, ts)
             };
             let result = outcome.and_then(|mut batch| {
                 let returned: HashSet<Labels> = batch.iter().map(|series| series.labels.clone()).collect();
@@ -319,11 +378,11 @@ impl Group {
     fn evaluate_recording(
         &self,
         rule: &Rule,
-        engine: &Engine,
+        evaluator: Evaluator<'_>,
         ts: i64,
     ) -> Result<Vec<SeriesSamples>, String> {
         let record = rule.config.record.as_deref().unwrap_or_default();
-        let samples = instant_vector(engine, &rule.config.expr.0, ts)?;
+        let samples = evaluator.instant(&rule.config.expr.0, ts)?;
         let mut batch = Vec::with_capacity(samples.len());
         let mut seen = HashSet::new();
         for (labels, value) in samples {
@@ -354,7 +413,13 @@ impl Group {
         Ok(batch)
     }
 
-    fn evaluate_alerting(&self, rule: &Rule, engine: &Engine, ts: i64) -> Result<Vec<SeriesSamples>, String> {
+    fn evaluate_alerting(
+        &self,
+        rule: &Rule,
+        evaluator: Evaluator<'_>,
+        engine: &Engine,
+        ts: i64,
+    ) -> Result<Vec<SeriesSamples>, String> {
         let name = rule.config.alert.as_deref().unwrap_or_default();
         let hold = rule
             .config
@@ -364,7 +429,7 @@ impl Group {
             .config
             .keep_firing_for
             .map_or(0, |duration| duration.as_std().as_millis() as i64);
-        let samples = instant_vector(engine, &rule.config.expr.0, ts)?;
+        let samples = evaluator.instant(&rule.config.expr.0, ts)?;
         let context = template_context(engine, ts);
         let mut current: BTreeMap<Labels, (BTreeMap<String, String>, f64)> = BTreeMap::new();
         for (sample_labels, value) in samples {
@@ -672,8 +737,17 @@ pub struct RuleSet {
 impl RuleSet {
     /// Every active alert (pending or firing) of every group.
     pub fn active_alerts(&self) -> Vec<Alert> {
+        self.active_alerts_of(None)
+    }
+
+    /// The pending and firing alerts of the groups in `language` (all with `None`).
+    pub fn active_alerts_of(&self, language: Option<QueryLanguage>) -> Vec<Alert> {
         let mut out = Vec::new();
-        for group in &self.groups {
+        for group in self
+            .groups
+            .iter()
+            .filter(|group| language.is_none_or(|language| group.language == language))
+        {
             for rule in &group.rules {
                 let alerts = rule.alerts.lock().unwrap_or_else(|poison| poison.into_inner());
                 out.extend(

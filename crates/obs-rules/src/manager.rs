@@ -11,8 +11,8 @@ use obs_metrics::store::MetricsStore;
 use obs_promql::{Engine, EngineOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::file::{self, RuleFileError};
-use crate::group::{AlertNotifier, Group, RuleSet, SeriesSink, carry_over, group_key};
+use crate::file::{self, QueryLanguage, RuleFileError};
+use crate::group::{AlertNotifier, Group, LogQuerier, RuleSet, SeriesSink, carry_over, group_key};
 
 /// Runs the rule groups.
 #[derive(Clone)]
@@ -32,6 +32,8 @@ struct Inner {
     running: Mutex<Vec<(Arc<Group>, CancellationToken)>>,
     shutdown: CancellationToken,
     notify: Mutex<Option<Arc<Notify>>>,
+    /// Where log rules run their LogQL expressions.
+    logs: Mutex<Option<Arc<dyn LogQuerier>>>,
 }
 
 /// Where alerts go, and how often they are re-sent.
@@ -80,6 +82,16 @@ pub fn load_groups(
     base_dir: &Path,
     default_interval_ms: i64,
 ) -> Result<Vec<Group>, RuleFileError> {
+    load_groups_as(patterns, base_dir, default_interval_ms, QueryLanguage::PromQL)
+}
+
+/// [`load_groups`] for rule files whose expressions are in `language`.
+pub fn load_groups_as(
+    patterns: &[String],
+    base_dir: &Path,
+    default_interval_ms: i64,
+    language: QueryLanguage,
+) -> Result<Vec<Group>, RuleFileError> {
     let mut groups = Vec::new();
     for pattern in patterns {
         let paths = obs_core::files::expand_glob(base_dir, pattern).map_err(|err| RuleFileError {
@@ -87,10 +99,10 @@ pub fn load_groups(
             message: format!("cannot list the files of {pattern}: {err}"),
         })?;
         for path in paths {
-            let rules = file::load(&path)?;
+            let rules = file::load_as(&path, language)?;
             let label = path.display().to_string();
             for group in &rules.groups {
-                groups.push(Group::new(group, &label, default_interval_ms));
+                groups.push(Group::new_as(group, &label, default_interval_ms, language));
             }
         }
     }
@@ -140,8 +152,18 @@ impl RuleManager {
                 running: Mutex::new(Vec::new()),
                 shutdown: CancellationToken::new(),
                 notify: Mutex::new(None),
+                logs: Mutex::new(None),
             }),
         }
+    }
+
+    /// Runs log rules' expressions on `logs` from the next evaluation on.
+    pub fn set_log_querier(&self, logs: Arc<dyn LogQuerier>) {
+        *self
+            .inner
+            .logs
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(logs);
     }
 
     /// Sends alerts to `notify` from the next evaluation on.
@@ -249,12 +271,17 @@ async fn run_group(group: Arc<Group>, manager: Arc<Inner>, stop: CancellationTok
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone();
+        let logs = manager
+            .logs
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
         let runtime = tokio::runtime::Handle::current();
         let evaluated = tokio::task::spawn_blocking(move || {
             let querier: Arc<dyn MetricsQuerier> = Arc::clone(&store) as Arc<dyn MetricsQuerier>;
             let engine = Engine::new(Arc::clone(&querier), options);
             let sink = StoreSink { store, runtime };
-            group.evaluate(&engine, querier.as_ref(), &sink, ts);
+            group.evaluate_with_logs(&engine, logs.as_deref(), querier.as_ref(), &sink, ts);
             if let Some(notify) = notify {
                 let alerts = group.alerts_to_send(ts, notify.resend_delay_ms, &notify.external_url);
                 if !alerts.is_empty() {

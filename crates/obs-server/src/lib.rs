@@ -28,6 +28,9 @@ pub mod error;
 mod http_metrics;
 pub mod listener;
 mod loki_api;
+mod loki_discovery;
+mod loki_query;
+mod loki_tail;
 mod mux;
 mod ops;
 mod otlp_api;
@@ -38,6 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use obs_core::limits::Limits;
 
+pub use loki_query::log_rule_querier;
 pub use mux::Mux;
 
 /// What `/api/v1/status/buildinfo` and `obs_build_info` report.

@@ -54,6 +54,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/loki/api/v1/series", get(series).post(series))
         .route("/loki/api/v1/index/stats", get(index_stats).post(index_stats))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
+        .merge(crate::loki_discovery::routes())
+        .merge(crate::loki_query::routes())
+        .merge(crate::loki_tail::routes())
 }
 
 /// A Loki error (plain text).

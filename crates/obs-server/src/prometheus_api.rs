@@ -50,6 +50,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
+        .route("/prometheus/api/v1/rules", get(rules::log_rules))
+        .route("/prometheus/api/v1/alerts", get(rules::log_alerts))
         .route("/api/v1/targets/metadata", get(targets::targets_metadata))
 }
 

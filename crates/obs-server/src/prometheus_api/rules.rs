@@ -1,4 +1,6 @@
-//! `/api/v1/rules` and `/api/v1/alerts`, in Prometheus' shapes (Grafana reads both).
+//! `/api/v1/rules` and `/api/v1/alerts`, in Prometheus' shapes (Grafana reads both), for the
+//! PromQL rules; `/prometheus/api/v1/rules` and `/prometheus/api/v1/alerts`, where Loki's
+//! ruler answers and Grafana's Loki datasource looks, for the LogQL rules.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +10,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use obs_core::error::ErrorKind;
 use obs_core::time::TimestampMs;
+use obs_rules::file::QueryLanguage;
 use obs_rules::group::{Alert, AlertState};
 use serde::Serialize;
 
@@ -108,7 +111,29 @@ pub(crate) async fn rules(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = match Params::parse(&method, &uri, &headers, &body) {
+    rules_of(&state, &method, &uri, &headers, &body, QueryLanguage::PromQL)
+}
+
+/// The LogQL rules, as Loki's ruler lists them.
+pub(crate) async fn log_rules(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    rules_of(&state, &method, &uri, &headers, &body, QueryLanguage::LogQL)
+}
+
+fn rules_of(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    language: QueryLanguage,
+) -> Response {
+    let params = match Params::parse(method, uri, headers, body) {
         Ok(params) => params,
         Err(err) => return err.into_response(),
     };
@@ -126,7 +151,7 @@ pub(crate) async fn rules(
     let files = params.all("file[]");
     let rule_set = state.rules().map(|manager| manager.rules()).unwrap_or_default();
     let mut groups = Vec::new();
-    for group in &rule_set.groups {
+    for group in rule_set.groups.iter().filter(|group| group.language == language) {
         if (!group_names.is_empty() && !group_names.contains(&group.name.as_str()))
             || (!files.is_empty() && !files.contains(&group.file.as_str()))
         {
@@ -199,9 +224,22 @@ struct AlertsData {
 }
 
 pub(crate) async fn alerts(State(state): State<AppState>) -> Response {
+    alerts_of(&state, QueryLanguage::PromQL)
+}
+
+/// The LogQL rules' alerts, as Loki's ruler lists them.
+pub(crate) async fn log_alerts(State(state): State<AppState>) -> Response {
+    alerts_of(&state, QueryLanguage::LogQL)
+}
+
+fn alerts_of(state: &AppState, language: QueryLanguage) -> Response {
     let rule_set = state.rules().map(|manager| manager.rules()).unwrap_or_default();
     success(AlertsData {
-        alerts: rule_set.active_alerts().iter().map(alert_json).collect(),
+        alerts: rule_set
+            .active_alerts_of(Some(language))
+            .iter()
+            .map(alert_json)
+            .collect(),
     })
 }
 
