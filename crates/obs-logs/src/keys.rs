@@ -183,28 +183,9 @@ pub fn top_level_fields(line: &str) -> Vec<(String, String)> {
     };
     fields
         .into_iter()
-        .map(|(name, value)| (sanitize_name(&name), value))
+        .map(|(name, value)| (crate::otlp::sanitize_name(&name), value))
         .filter(|(name, _)| !name.is_empty())
         .collect()
-}
-
-/// A field name as Loki's parsers make a label name of it: every character outside
-/// `[a-zA-Z0-9_]` becomes `_`, and a leading digit gets a `_` in front.
-fn sanitize_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|ch| {
-            if ch.is_ascii_alphanumeric() || ch == '_' {
-                ch
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with(|ch: char| ch.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
 }
 
 /// The top-level scalar fields of a JSON object, read as Loki's `json` stage reads them:

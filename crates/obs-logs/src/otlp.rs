@@ -49,8 +49,8 @@ pub struct ConvertedLogs {
     pub rejected: Vec<String>,
 }
 
-/// A name as a Loki label name: every character outside `[a-zA-Z0-9_]` becomes `_`, and a
-/// leading digit gets a `_` in front.
+/// A name as a Loki label name, as Loki's OTLP endpoint and its parsers make one: every
+/// character outside `[a-zA-Z0-9_]` becomes `_`, and a leading digit gets a `_` in front.
 pub fn sanitize_name(name: &str) -> String {
     let mut out: String = name
         .chars()

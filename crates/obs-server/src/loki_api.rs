@@ -255,6 +255,40 @@ pub(crate) fn request_params(
     Params::parse(method, uri, headers, body).map_err(|err| loki_error(ErrorKind::BadInput, err.message))
 }
 
+/// The parameters of a Loki request (the form body's, then the URL's), refused in Loki's
+/// dialect when they do not parse.
+pub(crate) struct LokiParams(pub(crate) Params);
+
+impl axum::extract::FromRequest<AppState> for LokiParams {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<LokiParams, Response> {
+        let (parts, body) = request.into_parts();
+        let bytes = Bytes::from_request(axum::extract::Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        request_params(&parts.method, &parts.uri, &parts.headers, &bytes)
+            .map(LokiParams)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// Answers with `answer` over the log store, on the blocking pool (it reads the indexes).
+pub(crate) async fn answer_blocking(
+    state: &AppState,
+    params: Params,
+    answer: impl FnOnce(Arc<LogStore>, Params) -> Result<Response, ApiError> + Send + 'static,
+) -> Response {
+    let store = match store(state) {
+        Ok(store) => store,
+        Err(err) => return err.into_response(),
+    };
+    let answered = tokio::task::spawn_blocking(move || answer(store, params)).await;
+    respond(
+        answered.unwrap_or_else(|err| Err(loki_error(ErrorKind::Internal, format!("request failed: {err}")))),
+    )
+}
+
 pub(crate) fn success(data: serde_json::Value) -> Response {
     (
         StatusCode::OK,
@@ -265,11 +299,10 @@ pub(crate) fn success(data: serde_json::Value) -> Response {
 
 /// The streams of a metadata request.
 fn request_streams(
-    state: &AppState,
+    store: &LogStore,
     params: &Params,
     selector_param: &str,
 ) -> Result<Vec<Arc<Labels>>, ApiError> {
-    let store = store(state)?;
     let (start, end) = time_range(params, DEFAULT_METADATA_SINCE_NS)?;
     let selectors = selectors(&params.all(selector_param))?;
     Ok(store.streams(
@@ -279,16 +312,9 @@ fn request_streams(
     ))
 }
 
-async fn labels(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond((|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        let streams = request_streams(&state, &params, "query")?;
+async fn labels(State(state): State<AppState>, LokiParams(params): LokiParams) -> Response {
+    answer_blocking(&state, params, |store, params| {
+        let streams = request_streams(&store, &params, "query")?;
         let mut names: Vec<&str> = streams
             .iter()
             .flat_map(|labels| labels.iter().map(|label| label.name.as_str()))
@@ -296,80 +322,56 @@ async fn labels(
         names.sort_unstable();
         names.dedup();
         Ok(success(serde_json::json!(names)))
-    })())
+    })
+    .await
 }
 
 async fn label_values(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    LokiParams(params): LokiParams,
 ) -> Response {
-    respond((|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        let streams = request_streams(&state, &params, "query")?;
+    answer_blocking(&state, params, move |store, params| {
+        let streams = request_streams(&store, &params, "query")?;
         let mut values: Vec<&str> = streams.iter().filter_map(|labels| labels.get(&name)).collect();
         values.sort_unstable();
         values.dedup();
         Ok(success(serde_json::json!(values)))
-    })())
+    })
+    .await
 }
 
-async fn series(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond((|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        let streams = request_streams(&state, &params, "match[]")?;
-        let data: Vec<serde_json::Value> = streams
+/// A label set as a JSON object.
+pub(crate) fn label_object(labels: &Labels) -> serde_json::Value {
+    serde_json::Value::Object(
+        labels
             .iter()
-            .map(|labels| {
-                serde_json::Value::Object(
-                    labels
-                        .iter()
-                        .map(|label| (label.name.clone(), serde_json::Value::from(label.value.as_str())))
-                        .collect(),
-                )
-            })
-            .collect();
-        Ok(success(serde_json::Value::Array(data)))
-    })())
+            .map(|label| (label.name.clone(), serde_json::Value::from(label.value.as_str())))
+            .collect(),
+    )
 }
 
-async fn index_stats(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let prepared = (|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        let store = store(&state)?;
+async fn series(State(state): State<AppState>, LokiParams(params): LokiParams) -> Response {
+    answer_blocking(&state, params, |store, params| {
+        let streams = request_streams(&store, &params, "match[]")?;
+        let data: Vec<serde_json::Value> = streams.iter().map(|labels| label_object(labels)).collect();
+        Ok(success(serde_json::Value::Array(data)))
+    })
+    .await
+}
+
+async fn index_stats(State(state): State<AppState>, LokiParams(params): LokiParams) -> Response {
+    answer_blocking(&state, params, |store, params| {
         let (start, end) = time_range(&params, 3600 * NS_PER_SEC)?;
         let selectors = selectors(&params.all("query"))?;
-        Ok::<_, ApiError>((store, start, end, selectors))
-    })();
-    let (store, start, end, selectors) = match prepared {
-        Ok(prepared) => prepared,
-        Err(err) => return err.into_response(),
-    };
-    let counted = tokio::task::spawn_blocking(move || {
-        store.stats(
-            &|labels| matches_any(&selectors, labels),
-            start,
-            end.saturating_add(1),
-        )
-    })
-    .await;
-    match counted {
-        Ok(Ok(stats)) => (
+        let stats = store
+            .stats(
+                &|labels| matches_any(&selectors, labels),
+                start,
+                end.saturating_add(1),
+            )
+            .map_err(|err| ApiError::from_error(ApiFamily::Loki, &err))?;
+        Ok((
             StatusCode::OK,
             axum::Json(serde_json::json!({
                 "streams": stats.streams,
@@ -378,10 +380,9 @@ async fn index_stats(
                 "bytes": stats.bytes,
             })),
         )
-            .into_response(),
-        Ok(Err(err)) => ApiError::from_error(ApiFamily::Loki, &err).into_response(),
-        Err(err) => fail(ErrorKind::Internal, format!("index stats failed: {err}")),
-    }
+            .into_response())
+    })
+    .await
 }
 
 async fn buildinfo(State(state): State<AppState>) -> Response {

@@ -11,9 +11,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use obs_core::error::ErrorKind;
@@ -23,7 +22,7 @@ use obs_logs::store::{Direction, LogStore, Selection};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::loki_api::{loki_error, request_params, respond, store, success, time_range};
+use crate::loki_api::{LokiParams, answer_blocking, label_object, loki_error, respond, success, time_range};
 use crate::prometheus_api::query::{Params, parse_duration};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
@@ -83,16 +82,8 @@ fn limit(params: &Params, name: &str, default: usize) -> Result<usize, ApiError>
     }
 }
 
-async fn detected_labels(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond((|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        let store = store(&state)?;
+async fn detected_labels(State(state): State<AppState>, LokiParams(params): LokiParams) -> Response {
+    answer_blocking(&state, params, |store, params| {
         let (start, end) = time_range(&params, 3 * 3600 * NS_PER_SEC)?;
         let matchers = selector(&params)?;
         let streams = store.streams(&|labels| matches(&matchers, labels), start, end.saturating_add(1));
@@ -107,7 +98,8 @@ async fn detected_labels(
             .map(|(name, values)| serde_json::json!({"label": name, "cardinality": values.len()}))
             .collect();
         Ok(json(serde_json::json!({ "detectedLabels": detected })))
-    })())
+    })
+    .await
 }
 
 /// What every value of a field parsed as so far.
@@ -270,22 +262,8 @@ fn detect(store: &LogStore, params: &Params) -> Result<BTreeMap<String, Detected
     Ok(fields)
 }
 
-async fn detected_fields(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let prepared = (|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        Ok::<_, ApiError>((store(&state)?, params))
-    })();
-    let (store, params) = match prepared {
-        Ok(prepared) => prepared,
-        Err(err) => return err.into_response(),
-    };
-    let answered = tokio::task::spawn_blocking(move || {
+async fn detected_fields(State(state): State<AppState>, LokiParams(params): LokiParams) -> Response {
+    answer_blocking(&state, params, |store, params| {
         let fields = detect(&store, &params)?;
         let limit = limit(&params, "limit", DEFAULT_LIMIT)?;
         let listed: Vec<serde_json::Value> = fields
@@ -300,39 +278,26 @@ async fn detected_fields(
                 })
             })
             .collect();
-        Ok::<_, ApiError>(json(serde_json::json!({"fields": listed, "limit": limit})))
+        Ok(json(serde_json::json!({"fields": listed, "limit": limit})))
     })
-    .await;
-    respond(answered.unwrap_or_else(|err| Err(loki_error(ErrorKind::Internal, err.to_string()))))
+    .await
 }
 
 async fn detected_field_values(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    LokiParams(params): LokiParams,
 ) -> Response {
-    let prepared = (|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        Ok::<_, ApiError>((store(&state)?, params))
-    })();
-    let (store, params) = match prepared {
-        Ok(prepared) => prepared,
-        Err(err) => return err.into_response(),
-    };
-    let answered = tokio::task::spawn_blocking(move || {
+    answer_blocking(&state, params, move |store, params| {
         let mut fields = detect(&store, &params)?;
         let limit = limit(&params, "limit", DEFAULT_LIMIT)?;
         let values: Vec<String> = fields
             .remove(&name)
             .map(|field| field.values.into_iter().take(limit).collect())
             .unwrap_or_default();
-        Ok::<_, ApiError>(json(serde_json::json!({"values": values, "limit": limit})))
+        Ok(json(serde_json::json!({"values": values, "limit": limit})))
     })
-    .await;
-    respond(answered.unwrap_or_else(|err| Err(loki_error(ErrorKind::Internal, err.to_string()))))
+    .await
 }
 
 /// Bytes of lines per group and time bucket.
@@ -382,111 +347,71 @@ fn volumes(store: &LogStore, params: &Params, step_ns: Option<i64>) -> Result<Vo
     Ok(groups)
 }
 
-async fn volume(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    volume_answer(state, method, uri, headers, body, false).await
-}
-
-async fn volume_range(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    volume_answer(state, method, uri, headers, body, true).await
-}
-
-async fn volume_answer(
-    state: AppState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-    ranged: bool,
-) -> Response {
-    let prepared = (|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        Ok::<_, ApiError>((store(&state)?, params))
-    })();
-    let (store, params) = match prepared {
-        Ok(prepared) => prepared,
-        Err(err) => return err.into_response(),
-    };
-    let answered = tokio::task::spawn_blocking(move || {
-        let step_ns = if ranged {
-            let step = match params.get("step") {
-                None | Some("") => 3600 * NS_PER_SEC,
-                Some(text) => parse_duration(text)
-                    .map_err(|err| loki_error(ErrorKind::BadInput, format!("invalid step: {err}")))?
-                    .saturating_mul(1_000_000),
-            };
-            if step <= 0 {
-                return Err(loki_error(ErrorKind::BadInput, "step must be positive"));
-            }
-            Some(step)
-        } else {
-            None
-        };
-        let limit = limit(&params, "limit", 100)?;
-        let groups = volumes(&store, &params, step_ns)?;
-        let mut totals: Vec<(u64, &Labels)> = groups
-            .iter()
-            .map(|(labels, buckets)| (buckets.values().sum(), labels))
-            .collect();
-        totals.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-        totals.truncate(limit);
-        let metric = |labels: &Labels| {
-            serde_json::Value::Object(
-                labels
-                    .iter()
-                    .map(|label| (label.name.clone(), serde_json::Value::from(label.value.as_str())))
-                    .collect(),
-            )
-        };
-        let seconds = |ns: i64| serde_json::json!(ns as f64 / NS_PER_SEC as f64);
-        let result: Vec<serde_json::Value> = totals
-            .iter()
-            .map(|(total, labels)| {
-                if ranged {
-                    let values: Vec<serde_json::Value> = groups
-                        .get(*labels)
-                        .map(|buckets| {
-                            buckets
-                                .iter()
-                                .map(|(bucket, bytes)| {
-                                    serde_json::json!([seconds(*bucket), bytes.to_string()])
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    serde_json::json!({"metric": metric(labels), "values": values})
-                } else {
-                    let at = groups
-                        .get(*labels)
-                        .and_then(|buckets| buckets.keys().next().copied())
-                        .unwrap_or_default();
-                    serde_json::json!({"metric": metric(labels), "value": [seconds(at), total.to_string()]})
-                }
-            })
-            .collect();
-        let result_type = if ranged { "matrix" } else { "vector" };
-        Ok(success(
-            serde_json::json!({"resultType": result_type, "result": result}),
-        ))
+async fn volume(State(state): State<AppState>, LokiParams(params): LokiParams) -> Response {
+    answer_blocking(&state, params, |store, params| {
+        volume_answer(&store, &params, false)
     })
-    .await;
-    respond(answered.unwrap_or_else(|err| Err(loki_error(ErrorKind::Internal, err.to_string()))))
+    .await
 }
 
-async fn format_query(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn volume_range(State(state): State<AppState>, LokiParams(params): LokiParams) -> Response {
+    answer_blocking(&state, params, |store, params| {
+        volume_answer(&store, &params, true)
+    })
+    .await
+}
+
+fn volume_answer(store: &LogStore, params: &Params, ranged: bool) -> Result<Response, ApiError> {
+    let step_ns = if ranged {
+        let step = match params.get("step") {
+            None | Some("") => 3600 * NS_PER_SEC,
+            Some(text) => parse_duration(text)
+                .map_err(|err| loki_error(ErrorKind::BadInput, format!("invalid step: {err}")))?
+                .saturating_mul(1_000_000),
+        };
+        if step <= 0 {
+            return Err(loki_error(ErrorKind::BadInput, "step must be positive"));
+        }
+        Some(step)
+    } else {
+        None
+    };
+    let limit = limit(params, "limit", 100)?;
+    let groups = volumes(store, params, step_ns)?;
+    let mut totals: Vec<(u64, &Labels)> = groups
+        .iter()
+        .map(|(labels, buckets)| (buckets.values().sum(), labels))
+        .collect();
+    totals.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    totals.truncate(limit);
+    let seconds = |ns: i64| serde_json::json!(ns as f64 / NS_PER_SEC as f64);
+    let result: Vec<serde_json::Value> = totals
+        .iter()
+        .map(|(total, labels)| {
+            let buckets = groups.get(*labels);
+            if ranged {
+                let values: Vec<serde_json::Value> = buckets
+                    .into_iter()
+                    .flatten()
+                    .map(|(bucket, bytes)| serde_json::json!([seconds(*bucket), bytes.to_string()]))
+                    .collect();
+                serde_json::json!({"metric": label_object(labels), "values": values})
+            } else {
+                let at = buckets
+                    .and_then(|buckets| buckets.keys().next().copied())
+                    .unwrap_or_default();
+                serde_json::json!({"metric": label_object(labels), "value": [seconds(at), total.to_string()]})
+            }
+        })
+        .collect();
+    let result_type = if ranged { "matrix" } else { "vector" };
+    Ok(success(
+        serde_json::json!({"resultType": result_type, "result": result}),
+    ))
+}
+
+async fn format_query(LokiParams(params): LokiParams) -> Response {
     respond((|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
         let text = params.get("query").unwrap_or_default();
         let expr = obs_logql::parse(text).map_err(|err| loki_error(ErrorKind::BadInput, err.to_string()))?;
         Ok(success(serde_json::Value::from(expr.to_string())))

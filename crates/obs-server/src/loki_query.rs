@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use obs_core::error::{Classify, ErrorKind};
@@ -30,7 +29,7 @@ use obs_promql::json::{format_timestamp, format_value, write_string};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::loki_api::{loki_error, parse_loki_time, request_params, respond, store, time_range};
+use crate::loki_api::{LokiParams, loki_error, parse_loki_time, respond, store, time_range};
 use crate::prometheus_api::query::{Params, parse_duration};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
@@ -175,18 +174,19 @@ fn engine(state: &AppState, store: &LogStore) -> Engine {
     })
 }
 
+/// What a query endpoint asks the engine.
+enum Request {
+    Range(RangeParams),
+    Instant(InstantParams),
+}
+
 async fn query_range(
     State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    LokiParams(params): LokiParams,
 ) -> Response {
-    let prepared = (|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        let common = common(&params, &headers)?;
-        let store = store(&state)?;
-        let (start_ns, end_ns) = time_range(&params, 3600 * NS_PER_SEC)?;
+    evaluate(&state, &headers, &params, |params, common| {
+        let (start_ns, end_ns) = time_range(params, 3600 * NS_PER_SEC)?;
         let step_ns = match params.get("step") {
             None | Some("") => default_step_ns(start_ns, end_ns),
             Some(text) => parse_duration(text)
@@ -207,63 +207,65 @@ async fn query_range(
                     .saturating_mul(1_000_000),
             ),
         };
-        let range = RangeParams {
+        Ok(Request::Range(RangeParams {
             start_ns,
             end_ns,
             step_ns,
             interval_ns,
             direction: common.direction,
             limit: common.limit,
-        };
-        Ok::<_, ApiError>((store, common, range))
-    })();
-    let (store, common, range) = match prepared {
-        Ok(prepared) => prepared,
-        Err(err) => return err.into_response(),
-    };
-    let engine = engine(&state, &store);
-    let started = Instant::now();
-    let source = StoreSource(store);
-    let categorize = common.categorize;
-    let evaluated =
-        tokio::task::spawn_blocking(move || engine.query_range(&source, &common.query, &range)).await;
-    answer(evaluated, categorize, started)
+        }))
+    })
+    .await
 }
 
 async fn query_instant(
     State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    LokiParams(params): LokiParams,
 ) -> Response {
-    let prepared = (|| {
-        let params = request_params(&method, &uri, &headers, &body)?;
-        let common = common(&params, &headers)?;
-        let store = store(&state)?;
+    evaluate(&state, &headers, &params, |params, common| {
         let time_ns = match params.get("time") {
             None | Some("") => TimestampMs::now().0.saturating_mul(1_000_000),
             Some(text) => parse_loki_time(text)
                 .map_err(|err| loki_error(ErrorKind::BadInput, format!("invalid time: {err}")))?,
         };
-        let instant = InstantParams {
+        Ok(Request::Instant(InstantParams {
             time_ns,
             direction: common.direction,
             limit: common.limit,
-        };
-        Ok::<_, ApiError>((store, common, instant))
+        }))
+    })
+    .await
+}
+
+/// Parses the shared parameters and the endpoint's own (`request`), runs the query on the
+/// blocking pool and answers it.
+async fn evaluate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    request: impl FnOnce(&Params, &Common) -> Result<Request, ApiError>,
+) -> Response {
+    let prepared = (|| {
+        let common = common(params, headers)?;
+        let store = store(state)?;
+        let request = request(params, &common)?;
+        Ok::<_, ApiError>((store, common, request))
     })();
-    let (store, common, instant) = match prepared {
+    let (store, common, request) = match prepared {
         Ok(prepared) => prepared,
         Err(err) => return err.into_response(),
     };
-    let engine = engine(&state, &store);
+    let engine = engine(state, &store);
     let started = Instant::now();
     let source = StoreSource(store);
-    let categorize = common.categorize;
-    let evaluated =
-        tokio::task::spawn_blocking(move || engine.query_instant(&source, &common.query, &instant)).await;
-    answer(evaluated, categorize, started)
+    let evaluated = tokio::task::spawn_blocking(move || match &request {
+        Request::Range(range) => engine.query_range(&source, &common.query, range),
+        Request::Instant(instant) => engine.query_instant(&source, &common.query, instant),
+    })
+    .await;
+    answer(evaluated, common.categorize, started)
 }
 
 /// Loki's default step: the range over 250 points, at least a second.
