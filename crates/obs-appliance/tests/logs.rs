@@ -231,6 +231,47 @@ fn real_clients_push_and_grafana_queries_find_their_logs() {
             &[],
         )
     };
+    // Every line the clients sent comes back, with its labels and structured metadata.
+    let everything = range(r#"{app="jarvis"}"#);
+    let mut sent = lines(&everything);
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            "level=warn run_id=r-100 agent=worker msg=\"tool slow\" duration=2.5s",
+            "tool call failed: connection refused",
+            r#"{"run_id":"r-100","session_id":"s-7","agent":"planner","msg":"run started"}"#,
+        ]
+    );
+    for stream in everything["data"]["result"].as_array().unwrap() {
+        assert_eq!(stream["stream"]["namespace"], "agents", "{stream}");
+        assert_eq!(stream["stream"]["logger"], "jarvis.loki", "{stream}");
+    }
+    let otel = range(r#"{service_name=~"jarvis-.+"}"#);
+    let mut otel_lines = lines(&otel);
+    otel_lines.sort();
+    assert_eq!(
+        otel_lines,
+        [
+            "agent loop begins",
+            "agent loop begins",
+            "tool call failed",
+            "tool call failed"
+        ]
+    );
+    for stream in otel["data"]["result"].as_array().unwrap() {
+        // Without categorized labels, metadata is merged into the stream's labels.
+        assert_eq!(stream["stream"]["k8s_pod_name"], "jarvis-0", "{stream}");
+        assert_eq!(stream["stream"]["host_name"], "node-3", "{stream}");
+        assert_eq!(stream["stream"]["run_id"], "r-200", "{stream}");
+        assert_eq!(
+            stream["stream"]["scope_name"]
+                .as_str()
+                .unwrap()
+                .starts_with("agixt."),
+            true
+        );
+    }
     assert_eq!(
         lines(&range(r#"{app="jarvis"} |= "failed""#)),
         ["tool call failed: connection refused"]
@@ -380,6 +421,88 @@ fn acknowledged_pushes_survive_kill_9_and_bad_bodies_get_clear_errors() {
     assert_eq!(response.status().as_u16(), 400);
     let text = response.body_mut().read_to_string().unwrap();
     assert!(text.starts_with("parse error at line 1, col"), "{text}");
+
+    // A 10 MB line, a stream of 1,000 labels and a line of invalid UTF-8 in one push: the
+    // first two refused with Loki's reasons, the third kept with the bad bytes replaced.
+    let ten_mb = "x".repeat(10 << 20);
+    let many_labels = (0..1000)
+        .map(|i| format!("l{i}=\"v\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let request = PushRequest {
+        streams: vec![
+            StreamAdapter {
+                labels: r#"{app="big"}"#.to_owned(),
+                entries: vec![EntryAdapter {
+                    timestamp: Some(ProtoTimestamp {
+                        seconds: base / 1_000_000_000,
+                        nanos: 0,
+                    }),
+                    line: ten_mb.into_bytes(),
+                    ..EntryAdapter::default()
+                }],
+                hash: 0,
+            },
+            StreamAdapter {
+                labels: format!("{{{many_labels}}}"),
+                entries: vec![EntryAdapter {
+                    timestamp: Some(ProtoTimestamp {
+                        seconds: base / 1_000_000_000,
+                        nanos: 0,
+                    }),
+                    line: b"labelled".to_vec(),
+                    ..EntryAdapter::default()
+                }],
+                hash: 0,
+            },
+            StreamAdapter {
+                labels: r#"{app="utf8"}"#.to_owned(),
+                entries: vec![EntryAdapter {
+                    timestamp: Some(ProtoTimestamp {
+                        seconds: base / 1_000_000_000,
+                        nanos: 0,
+                    }),
+                    line: b"bad \xff\xfe bytes".to_vec(),
+                    ..EntryAdapter::default()
+                }],
+                hash: 0,
+            },
+        ],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .unwrap();
+    let (status, message) = post(&appliance, "/loki/api/v1/push", &body, &[]);
+    assert_eq!(status, 400, "{message}");
+    assert!(
+        message.contains("max entry size '262144' bytes exceeded"),
+        "{message}"
+    );
+    assert!(message.contains("1000 labels exceed the limit"), "{message}");
+    assert!(
+        message.len() < 2000,
+        "the refusal quotes at most the start of the labels: {message}"
+    );
+    assert!(message.contains("2 entries refused, 1 stored"), "{message}");
+    // The entries above carry whole seconds.
+    let start = (base - 2_000_000_000).to_string();
+    let utf8 = loki(
+        &appliance,
+        "/loki/api/v1/query_range",
+        &[("query", r#"{app="utf8"}"#), ("start", &start)],
+        &[],
+    );
+    assert_eq!(lines(&utf8), ["bad \u{fffd}\u{fffd} bytes"]);
+    // A query asking for more lines than the limit gets a clear 400, as Loki answers.
+    let mut response = common::http()
+        .get(&appliance.url("/loki/api/v1/query_range"))
+        .query("query", r#"{app="jarvis"}"#)
+        .query("limit", "100000")
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let text = response.body_mut().read_to_string().unwrap();
+    assert!(text.contains("max entries limit per query exceeded"), "{text}");
 
     // kill -9: nothing acknowledged is lost.
     appliance.signal("KILL");

@@ -105,7 +105,10 @@ pub fn decode_protobuf(body: &[u8]) -> Result<DecodedPush, PushDecodeError> {
             Ok(labels) => labels,
             Err(message) => {
                 decoded.refused.push((
-                    format!("error parsing labels '{}': {message}", stream.labels),
+                    format!(
+                        "error parsing labels '{}': {message}",
+                        abbreviated(&stream.labels)
+                    ),
                     stream.entries.len(),
                 ));
                 continue;
@@ -135,6 +138,20 @@ pub fn decode_protobuf(body: &[u8]) -> Result<DecodedPush, PushDecodeError> {
         decoded.streams.push(StreamEntries { labels, entries });
     }
     Ok(decoded)
+}
+
+/// At most the first 200 bytes of `text` (on a character boundary), marked when cut: error
+/// messages quote what the client sent without echoing megabytes of it.
+fn abbreviated(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 /// Decodes a JSON push body:
