@@ -235,6 +235,35 @@ fn batches(streams: &[Stream]) -> Vec<Vec<u8>> {
     bodies
 }
 
+/// Bytes under `path` by kind of file: tantivy's by extension, redb files, the WAL.
+fn bytes_by_kind(path: &std::path::Path, into: &mut std::collections::BTreeMap<String, u64>) {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_path = entry.path();
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            bytes_by_kind(&entry_path, into);
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = if entry_path.components().any(|part| part.as_os_str() == "wal") {
+            "write-ahead log".to_owned()
+        } else {
+            match name.rsplit_once('.') {
+                Some((_, "idx")) => "postings (.idx)".to_owned(),
+                Some((_, "term")) => "term dictionaries (.term)".to_owned(),
+                Some((_, "store")) => "doc store (.store)".to_owned(),
+                Some((_, "fast")) => "fast fields (.fast)".to_owned(),
+                Some((_, "redb")) => "stream registry (redb)".to_owned(),
+                Some((_, extension)) => format!(".{extension}"),
+                None => name,
+            }
+        };
+        *into.entry(kind).or_default() += entry.metadata().map(|meta| meta.len()).unwrap_or(0);
+    }
+}
+
 fn dir_bytes(path: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
@@ -405,6 +434,18 @@ fn main() {
         raw_bytes as f64 / 1e6,
         raw_bytes as f64 / disk.max(1) as f64
     );
+    let mut kinds = std::collections::BTreeMap::new();
+    bytes_by_kind(&data.join("logs"), &mut kinds);
+    println!();
+    println!("| on disk | MB | share |");
+    println!("|---|---:|---:|");
+    for (kind, bytes) in &kinds {
+        println!(
+            "| {kind} | {:.1} | {:.0} % |",
+            *bytes as f64 / 1e6,
+            100.0 * *bytes as f64 / disk.max(1) as f64
+        );
+    }
 
     let Some(server) = system.start(&data, &[]) else {
         eprintln!("cannot restart the appliance");

@@ -264,12 +264,12 @@ fn real_clients_push_and_grafana_queries_find_their_logs() {
         assert_eq!(stream["stream"]["k8s_pod_name"], "jarvis-0", "{stream}");
         assert_eq!(stream["stream"]["host_name"], "node-3", "{stream}");
         assert_eq!(stream["stream"]["run_id"], "r-200", "{stream}");
-        assert_eq!(
+        assert!(
             stream["stream"]["scope_name"]
                 .as_str()
                 .unwrap()
                 .starts_with("agixt."),
-            true
+            "{stream}"
         );
     }
     assert_eq!(

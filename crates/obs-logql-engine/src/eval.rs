@@ -13,6 +13,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use obs_core::series::Labels;
+use obs_logql::units::{parse_bytes, parse_go_duration, parse_go_float};
 use obs_logql::{
     BinaryExpr, BinaryOp, Cardinality, Grouping, LabelReplace, MatchOp, RangeAggregation, RangeOp,
     SampleExpr, UnwrapConversion, VectorMatching, VectorOp,
@@ -26,7 +27,7 @@ use crate::logs::{DEADLINE_CHECK_EVERY, selector_matches};
 use crate::pipeline::{Pipeline, label_filter_passes, required_label_names};
 use crate::{
     Deadline, Direction, EngineError, EngineOptions, LogSource, QueryValue, RangeParams, SampleResult,
-    SeriesResult, SourceQuery, goconv, pushdown,
+    SeriesResult, SourceQuery, pushdown,
 };
 
 /// Deeper expression trees are refused (the parser stops at 128 levels already).
@@ -879,11 +880,11 @@ impl RangeNode {
                         return ControlFlow::Continue(());
                     };
                     let converted = match unwrap.conversion {
-                        None => goconv::parse_float(text),
+                        None => parse_go_float(text),
                         Some(UnwrapConversion::Duration | UnwrapConversion::DurationSeconds) => {
-                            goconv::parse_duration(text).map(|nanos| nanos as f64 / 1e9)
+                            parse_go_duration(text).map(|nanos| nanos as f64 / 1e9)
                         }
-                        Some(UnwrapConversion::Bytes) => goconv::parse_bytes(text).map(|bytes| bytes as f64),
+                        Some(UnwrapConversion::Bytes) => parse_bytes(text).map(|bytes| bytes as f64),
                     };
                     let value = match converted {
                         Ok(value) => value,

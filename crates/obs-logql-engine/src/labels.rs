@@ -77,7 +77,7 @@ pub(crate) fn labels_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a st
         }
         out.push_str(name);
         out.push('=');
-        out.push_str(&crate::goconv::quote(value));
+        out.push_str(&obs_logql::units::go_quote(value));
     }
     out.push('}');
     out

@@ -66,7 +66,6 @@
 mod eval;
 mod filters;
 mod goconv;
-mod gotime;
 mod json;
 mod labels;
 mod logfmt;

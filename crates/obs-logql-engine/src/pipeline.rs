@@ -4,10 +4,10 @@
 
 use std::sync::{Arc, OnceLock};
 
+use obs_logql::units::{parse_bytes, parse_go_duration, parse_go_float};
 use obs_logql::{LabelFilter, LogExpr, MatchOp, NamedMatcher, Stage};
 
 use crate::filters::{ip_scan, line_filter_passes, pattern_matches};
-use crate::goconv;
 use crate::json;
 use crate::labels::{
     Category, DUPLICATE_SUFFIX, ERR_LABEL_FILTER, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelsBuilder,
@@ -229,18 +229,16 @@ pub(crate) fn label_filter_passes(filter: &LabelFilter, labels: &mut LabelsBuild
             matcher.matches(value)
         }
         LabelFilter::Number { name, op, value } => {
-            compare_label(labels, name, goconv::parse_float, |found| {
-                op.compare(found, *value)
-            })
+            compare_label(labels, name, parse_go_float, |found| op.compare(found, *value))
         }
         LabelFilter::Duration { name, op, value } => {
-            compare_label(labels, name, goconv::parse_duration, |found| {
+            compare_label(labels, name, parse_go_duration, |found| {
                 op.compare(found, value.as_nanos())
             })
         }
-        LabelFilter::Bytes { name, op, value } => compare_label(labels, name, goconv::parse_bytes, |found| {
-            op.compare(found, *value)
-        }),
+        LabelFilter::Bytes { name, op, value } => {
+            compare_label(labels, name, parse_bytes, |found| op.compare(found, *value))
+        }
         LabelFilter::Ip {
             name,
             negated,

@@ -9,10 +9,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use obs_logql::units::{go_quote, parse_bytes, parse_go_duration, parse_go_float};
+use obs_template::gotime::{GoTime, TIME_TYPE};
 use obs_template::{ArgType, Functions, MissingKey, Template, Value};
 
 use crate::goconv;
-use crate::gotime::{GoTime, TIME_TYPE};
 use crate::labels::{Category, ERR_TEMPLATE_FORMAT, LabelsBuilder};
 
 /// The longest string a template function may build (`repeat`, `indent`, ...), as the
@@ -256,7 +257,7 @@ fn to_float64(value: &Value) -> f64 {
         Value::Int(value) => *value as f64,
         Value::Float(value) => *value,
         Value::Bool(value) => f64::from(u8::from(*value)),
-        Value::String(text) => goconv::parse_float(text).unwrap_or(0.0),
+        Value::String(text) => parse_go_float(text).unwrap_or(0.0),
         _ => 0.0,
     }
 }
@@ -588,7 +589,7 @@ fn query_unescape(text: &str) -> Result<String, String> {
                 let Some(decoded) = decoded else {
                     return Err(format!(
                         "invalid URL escape {}",
-                        goconv::quote(&String::from_utf8_lossy(escape))
+                        go_quote(&String::from_utf8_lossy(escape))
                     ));
                 };
                 out.push(decoded);
@@ -688,12 +689,9 @@ fn b64dec(text: &str) -> String {
 /// Loki's `unixToTime`: days, seconds, milliseconds, microseconds or nanoseconds, told apart
 /// by the number of digits.
 fn unix_to_time(epoch: &str) -> Result<GoTime, String> {
-    let parsed: Result<i64, String> = epoch.parse::<i64>().map_err(|_| {
-        format!(
-            "strconv.ParseInt: parsing {}: invalid syntax",
-            goconv::quote(epoch)
-        )
-    });
+    let parsed: Result<i64, String> = epoch
+        .parse::<i64>()
+        .map_err(|_| format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(epoch)));
     let value = parsed.map_err(|err| format!("unable to parse time '{epoch}': {err}"))?;
     let value = i128::from(value);
     match epoch.len() {
@@ -855,11 +853,11 @@ fn loki_functions(context: &SharedContext) -> Functions {
     });
     string_fn(&mut functions, "urlencode", query_escape);
     functions.insert("bytes", &[ArgType::String], None, |args| {
-        goconv::parse_bytes(string_arg(args, 0)).map(|bytes| Value::Float(bytes as f64))
+        parse_bytes(string_arg(args, 0)).map(|bytes| Value::Float(bytes as f64))
     });
     for name in ["duration", "duration_seconds"] {
         functions.insert(name, &[ArgType::String], None, |args| {
-            goconv::parse_duration(string_arg(args, 0)).map(|nanos| Value::Float(nanos as f64 / 1e9))
+            parse_go_duration(string_arg(args, 0)).map(|nanos| Value::Float(nanos as f64 / 1e9))
         });
     }
     functions.insert("unixEpochMillis", &[ArgType::Named(TIME_TYPE)], None, |args| {

@@ -388,7 +388,7 @@ impl<'a> Lexer<'a> {
         }
         let bytes_len = unit_run(is_bytes_char);
         if bytes_len > 0
-            && let Some(bytes) = parse_bytes(&format!("{number}{}", &after[..bytes_len]))
+            && let Ok(bytes) = parse_bytes(&format!("{number}{}", &after[..bytes_len]))
         {
             self.pos += bytes_len;
             return Tok::Bytes(bytes);
@@ -626,62 +626,6 @@ fn go_number_len(text: &str) -> usize {
     end
 }
 
-/// Go's `strconv.ParseFloat` on a number token: decimal (no `_`) or hexadecimal with a `p`
-/// exponent. The error is Go's message.
-pub(crate) fn parse_go_float(text: &str) -> Result<f64, String> {
-    let invalid = || {
-        format!(
-            "strconv.ParseFloat: parsing {}: invalid syntax",
-            crate::units::go_quote(text)
-        )
-    };
-    let out_of_range = || {
-        format!(
-            "strconv.ParseFloat: parsing {}: value out of range",
-            crate::units::go_quote(text)
-        )
-    };
-    let lower = text.to_ascii_lowercase();
-    let value = if let Some(hex) = lower.strip_prefix("0x") {
-        parse_hex_float(hex).ok_or_else(invalid)?
-    } else {
-        let decimal = !lower.is_empty()
-            && lower
-                .bytes()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-'));
-        if !decimal {
-            return Err(invalid());
-        }
-        lower.parse::<f64>().map_err(|_| invalid())?
-    };
-    if value.is_infinite() {
-        return Err(out_of_range());
-    }
-    Ok(value)
-}
-
-/// A hexadecimal float after its `0x`: mantissa digits (with `_` between digits and an
-/// optional `.`) and a mandatory `p` exponent.
-fn parse_hex_float(text: &str) -> Option<f64> {
-    let (mantissa, exponent) = text.split_once('p')?;
-    let exponent: i32 = exponent.parse().ok()?;
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits: String = format!("{whole}{fraction}");
-    if digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
-        return None;
-    }
-    let digits = digits.replace('_', "");
-    if digits.is_empty() {
-        return None;
-    }
-    let mut value = 0f64;
-    for digit in digits.chars() {
-        value = value * 16.0 + f64::from(digit.to_digit(16)?);
-    }
-    let fraction_digits = i32::try_from(fraction.replace('_', "").len()).ok()?;
-    Some(value * 2f64.powi(exponent.checked_sub(fraction_digits.checked_mul(4)?)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -865,23 +809,5 @@ mod tests {
                 Tok::Eof
             ]
         );
-    }
-
-    #[test]
-    fn floats_parse_like_go() {
-        assert_eq!(parse_go_float("1.5"), Ok(1.5));
-        assert_eq!(parse_go_float("1e3"), Ok(1000.0));
-        assert_eq!(parse_go_float("0x1p3"), Ok(8.0));
-        assert_eq!(parse_go_float("0x1.8p1"), Ok(3.0));
-        assert_eq!(
-            parse_go_float("0x10"),
-            Err(r#"strconv.ParseFloat: parsing "0x10": invalid syntax"#.to_owned())
-        );
-        assert_eq!(
-            parse_go_float("1e400"),
-            Err(r#"strconv.ParseFloat: parsing "1e400": value out of range"#.to_owned())
-        );
-        assert!(parse_go_float("1_000").is_err());
-        assert!(parse_go_float("0b101").is_err());
     }
 }

@@ -23,6 +23,10 @@
 //! `Display` prints a canonical form that parses back to the same tree; it is what a
 //! `format_query` endpoint returns.
 //!
+//! [`units`] holds the Go conversions LogQL literals are read with (`time.ParseDuration`,
+//! `humanize.ParseBytes`, `strconv.ParseFloat`, with Go's error messages), public because an
+//! engine applies the same ones to label values.
+//!
 //! Untrusted input never panics. Queries of [`MAX_QUERY_BYTES`] or more are refused, as in
 //! Loki, and nesting deeper than [`MAX_DEPTH`] levels (parentheses, calls, operators) is an
 //! error, so parsing, printing and dropping a tree fit a small stack: under 1 MiB at the
@@ -72,7 +76,7 @@ mod matcher;
 mod parser;
 mod pattern;
 mod print;
-mod units;
+pub mod units;
 
 pub use ast::{
     BinaryExpr, BinaryOp, Cardinality, CompareOp, Expr, Grouping, JsonExtraction, JsonParser, LabelFilter,

@@ -25,10 +25,10 @@ use crate::ast::{
 use crate::error::ParseError;
 use crate::extraction::{parse_json_path, parse_logfmt_key};
 use crate::ip::IpPattern;
-use crate::lexer::{Tok, Token, parse_go_float, tokenize};
+use crate::lexer::{Tok, Token, tokenize};
 use crate::matcher::{Anchoring, GoRegex, LabelMatcher};
 use crate::pattern::PatternExpr;
-use crate::units::{SignedDuration, go_quote};
+use crate::units::{SignedDuration, go_quote, parse_go_float};
 
 /// Queries of this many bytes or more are refused (Loki's `maxInputSize`).
 pub const MAX_QUERY_BYTES: usize = 131_072;

@@ -19,8 +19,18 @@ use crate::ast::{
 use crate::matcher::LabelMatcher;
 use crate::units::{format_bytes, format_range};
 
-/// Appends `text` as a double-quoted Go string literal that the lexer reads back unchanged.
+/// Appends `text` as a double-quoted Go string literal that the lexer reads back unchanged:
+/// control characters without a named escape are written `\u0001`.
 pub(crate) fn push_double_quoted(out: &mut String, text: &str) {
+    push_quoted(out, text, |out, c| {
+        let _ = write!(out, "\\u{:04x}", u32::from(c));
+    });
+}
+
+/// Appends `text` double-quoted with Go's escapes for `"`, `\` and the control characters
+/// that have a name (`\n`, `\t`, `\a`, …); `escape_control` writes the other control
+/// characters.
+pub(crate) fn push_quoted(out: &mut String, text: &str, escape_control: fn(&mut String, char)) {
     out.push('"');
     for c in text.chars() {
         match c {
@@ -33,9 +43,7 @@ pub(crate) fn push_double_quoted(out: &mut String, text: &str) {
             '\x08' => out.push_str("\\b"),
             '\x0c' => out.push_str("\\f"),
             '\x0b' => out.push_str("\\v"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
+            c if c.is_control() => escape_control(out, c),
             c => out.push(c),
         }
     }

@@ -1,4 +1,4 @@
-//! Durations and byte sizes as LogQL writes them.
+//! Durations, byte sizes and numbers as LogQL writes them, and as Loki reads label values.
 //!
 //! Loki reads a duration literal (`5m`, `1h30m`, `250ms`, `1.5s`, `-5m`) with Prometheus'
 //! `model.ParseDuration` first and Go's `time.ParseDuration` second, so both grammars are
@@ -6,10 +6,32 @@
 //! A byte size (`20MB`, `1KiB`) follows `humanize.ParseBytes`: `KB`/`MB` are powers of 1000,
 //! `KiB`/`MiB` powers of 1024, and the number may have a fraction.
 //!
+//! The Go conversions are public, because Loki applies the same ones to label values when it
+//! runs a query (numeric, duration and byte-size label filters, `unwrap`), and their errors,
+//! Go's own words, end up in `__error_details__`:
+//!
+//! - `strconv.ParseFloat(text, 64)` is [`parse_go_float`];
+//! - `time.ParseDuration` is [`parse_go_duration`];
+//! - `humanize.ParseBytes` is [`parse_bytes`];
+//! - `strconv.Quote`, which those messages quote with, is [`go_quote`].
+//!
+//! ```
+//! use obs_logql::units::{go_quote, parse_bytes, parse_go_duration, parse_go_float};
+//!
+//! assert_eq!(parse_go_duration("1h30m"), Ok(5_400_000_000_000));
+//! assert_eq!(parse_bytes("1.5KiB"), Ok(1_536));
+//! assert_eq!(parse_go_float("-2e3"), Ok(-2000.0));
+//! assert_eq!(
+//!     parse_go_float("1.5s"),
+//!     Err(r#"strconv.ParseFloat: parsing "1.5s": invalid syntax"#.to_owned())
+//! );
+//! assert_eq!(go_quote("a\tb"), r#""a\tb""#);
+//! ```
+//!
 //! `obs_core::units` parses Prometheus durations in milliseconds with the appliance's own
 //! messages; LogQL needs nanoseconds, negative values, Go's syntax and Loki's wording.
 
-use std::fmt;
+use std::fmt::{self, Write};
 
 const NANOS_PER_MILLI: u64 = 1_000_000;
 
@@ -223,8 +245,10 @@ pub(crate) fn parse_prometheus_duration(text: &str) -> Result<u64, String> {
 }
 
 /// Go's `time.ParseDuration` (`[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+` with units `ns us µs μs ms s m
-/// h`), in nanoseconds.
-pub(crate) fn parse_go_duration(text: &str) -> Result<i64, String> {
+/// h`: `1h30m`, `1.5s`, `-300ms`, `2µs`, `0`), in nanoseconds. The error is Go's:
+/// `time: invalid duration "abc"`, `time: missing unit in duration "1"` or
+/// `time: unknown unit "x" in duration "1x"`.
+pub fn parse_go_duration(text: &str) -> Result<i64, String> {
     let invalid = || format!("time: invalid duration {}", go_quote(text));
     let mut rest = text;
     let mut negative = false;
@@ -340,16 +364,19 @@ pub(crate) fn parse_duration_literal(text: &str) -> Option<SignedDuration> {
     parse_go_duration(text).ok().map(SignedDuration::from_nanos)
 }
 
-/// `humanize.ParseBytes`: a decimal number (with an optional fraction) and an optional unit
-/// (`B`, `kB`/`KB`/`K`, `KiB`/`Ki`, … up to `EB`/`EiB`, any case), truncated to whole bytes.
-pub(crate) fn parse_bytes(text: &str) -> Option<u64> {
+/// `humanize.ParseBytes`: a decimal number (with an optional fraction; commas in it are
+/// ignored) and an optional unit (`B`, `kB`/`KB`/`K`, `KiB`/`Ki`, … up to `EB`/`EiB`, any case,
+/// spaces around it allowed), truncated to whole bytes. The error is the library's:
+/// `unhandled size name: apples`, `too large: 20000EB`, or [`parse_go_float`]'s on the number.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let number_len = text
         .bytes()
-        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .take_while(|b| b.is_ascii_digit() || *b == b'.' || *b == b',')
         .count();
     let (number, unit) = text.split_at(number_len);
-    let value: f64 = parse_go_decimal(number)?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let value = parse_go_float(&number.replace(',', ""))?;
+    let unit = unit.trim().to_lowercase();
+    let multiplier: u64 = match unit.as_str() {
         "" | "b" => 1,
         "kib" | "ki" => 1 << 10,
         "kb" | "k" => 1_000,
@@ -363,14 +390,15 @@ pub(crate) fn parse_bytes(text: &str) -> Option<u64> {
         "pb" | "p" => 1_000_000_000_000_000,
         "eib" | "ei" => 1 << 60,
         "eb" | "e" => 1_000_000_000_000_000_000,
-        _ => return None,
+        _ => return Err(format!("unhandled size name: {unit}")),
     };
     let bytes = value * multiplier as f64;
     // 2^64 as a float; humanize refuses anything at or above it.
-    if !bytes.is_finite() || bytes >= 18_446_744_073_709_551_616.0 {
-        return None;
+    if bytes >= 18_446_744_073_709_551_616.0 {
+        return Err(format!("too large: {text}"));
     }
-    Some(bytes as u64)
+    // The number has no sign and is finite, so the cast only drops the fraction.
+    Ok(bytes as u64)
 }
 
 /// A byte size in a unit that divides it exactly (`20MB`, `1KiB`, `1500B`), which reads back
@@ -399,19 +427,135 @@ pub(crate) fn format_bytes(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
-/// Go's `strconv.ParseFloat` on plain decimal text (digits, one optional `.`), which is all
-/// `humanize.ParseBytes` hands it.
-fn parse_go_decimal(text: &str) -> Option<f64> {
-    if text.is_empty() || text == "." || text.matches('.').count() > 1 {
-        return None;
+/// Go's `strconv.ParseFloat(text, 64)`: an optional sign, then a decimal float (`1.5`, `.5`,
+/// `5.`, `2e3`, no `_`), a hexadecimal one with its mandatory binary exponent (`0x1.8p1`), or
+/// `inf`, `infinity` or `nan` in any case (no sign before `nan`). The error is Go's:
+/// `strconv.ParseFloat: parsing "abc": invalid syntax`, or `... value out of range` where the
+/// magnitude is beyond the largest float.
+pub fn parse_go_float(text: &str) -> Result<f64, String> {
+    let invalid = || format!("strconv.ParseFloat: parsing {}: invalid syntax", go_quote(text));
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let signed = |value: f64| if negative { -value } else { value };
+    let lower = unsigned.to_ascii_lowercase();
+    if lower == "inf" || lower == "infinity" {
+        return Ok(signed(f64::INFINITY));
     }
-    text.parse().ok()
+    if lower == "nan" {
+        if unsigned.len() != text.len() {
+            return Err(invalid());
+        }
+        return Ok(f64::NAN);
+    }
+    let value = if let Some(hex) = lower.strip_prefix("0x") {
+        parse_hex_float(hex).ok_or_else(invalid)?
+    } else {
+        if !is_decimal_float(unsigned) {
+            return Err(invalid());
+        }
+        unsigned.parse::<f64>().map_err(|_| invalid())?
+    };
+    if value.is_infinite() {
+        return Err(format!(
+            "strconv.ParseFloat: parsing {}: value out of range",
+            go_quote(text)
+        ));
+    }
+    Ok(signed(value))
 }
 
-/// Go's `%q` for the ASCII-and-printable text these messages quote.
-pub(crate) fn go_quote(text: &str) -> String {
+/// `digits [. digits] [e [sign] digits]` with at least one mantissa digit.
+fn is_decimal_float(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits_from = |start: usize| bytes[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut index = 0;
+    let mut mantissa_digits = digits_from(index);
+    index += mantissa_digits;
+    if bytes.get(index) == Some(&b'.') {
+        let fraction_digits = digits_from(index + 1);
+        mantissa_digits += fraction_digits;
+        index += 1 + fraction_digits;
+    }
+    if mantissa_digits == 0 {
+        return false;
+    }
+    if matches!(bytes.get(index), Some(b'e' | b'E')) {
+        index += 1;
+        if matches!(bytes.get(index), Some(b'+' | b'-')) {
+            index += 1;
+        }
+        let exponent_digits = digits_from(index);
+        if exponent_digits == 0 {
+            return false;
+        }
+        index += exponent_digits;
+    }
+    index == bytes.len()
+}
+
+/// A hexadecimal float after its `0x`, lower-cased: hex digits with an optional `.`, then a
+/// mandatory binary exponent `p[sign]digits`. As in Go, `_` may stand only between two digits,
+/// or between the `0x` and a digit.
+fn parse_hex_float(text: &str) -> Option<f64> {
+    if !underscores_separate_digits(text) {
+        return None;
+    }
+    let text = text.replace('_', "");
+    let (mantissa, exponent) = text.split_once('p')?;
+    let exponent: i32 = exponent.parse().ok()?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for digit in digits.chars() {
+        value = value * 16.0 + f64::from(digit.to_digit(16)?);
+    }
+    let fraction_digits = i32::try_from(fraction.len()).ok()?;
+    Some(value * 2f64.powi(exponent.checked_sub(fraction_digits.checked_mul(4)?)?))
+}
+
+/// Go's `underscoreOK` after a base prefix (which counts as a digit): every `_` follows a
+/// digit and is followed by one.
+fn underscores_separate_digits(text: &str) -> bool {
+    let mut after_digit = true;
+    let mut after_underscore = false;
+    for byte in text.bytes() {
+        if byte.is_ascii_hexdigit() {
+            after_digit = true;
+            after_underscore = false;
+        } else if byte == b'_' {
+            if !after_digit {
+                return false;
+            }
+            after_digit = false;
+            after_underscore = true;
+        } else if after_underscore {
+            return false;
+        } else {
+            after_digit = false;
+        }
+    }
+    !after_underscore
+}
+
+/// Go's `strconv.Quote` (for text whose only unprintable characters are control characters):
+/// `text` double-quoted, with `\"`, `\\`, `\n`, `\t` and the other named escapes, the other
+/// ASCII control characters as `\x1b` and the C1 controls as `\u0085`.
+pub fn go_quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
-    crate::print::push_double_quoted(&mut out, text);
+    crate::print::push_quoted(&mut out, text, |out, c| {
+        let code = u32::from(c);
+        if code < 0x20 || code == 0x7f {
+            let _ = write!(out, "\\x{code:02x}");
+        } else {
+            let _ = write!(out, "\\u{code:04x}");
+        }
+    });
     out
 }
 
@@ -467,6 +611,24 @@ mod tests {
         assert!(parse_go_duration("5").is_err());
         assert!(parse_go_duration("").is_err());
         assert!(parse_go_duration(".s").is_err());
+        assert_eq!(parse_go_duration("1h30m"), Ok(5_400_000_000_000));
+        assert_eq!(parse_go_duration("1.5s"), Ok(1_500_000_000));
+        assert_eq!(parse_go_duration("-300ms"), Ok(-300_000_000));
+        assert_eq!(parse_go_duration("2µs"), Ok(2_000));
+        assert_eq!(parse_go_duration(".5m"), Ok(30_000_000_000));
+        assert_eq!(
+            parse_go_duration("1"),
+            Err(r#"time: missing unit in duration "1""#.to_owned())
+        );
+        assert_eq!(
+            parse_go_duration("1x"),
+            Err(r#"time: unknown unit "x" in duration "1x""#.to_owned())
+        );
+        assert_eq!(
+            parse_go_duration("abc"),
+            Err(r#"time: invalid duration "abc""#.to_owned())
+        );
+        assert!(parse_go_duration("99999999999999999999h").is_err());
     }
 
     #[test]
@@ -507,17 +669,70 @@ mod tests {
 
     #[test]
     fn byte_sizes_parse_like_humanize() {
-        assert_eq!(parse_bytes("20MB"), Some(20_000_000));
-        assert_eq!(parse_bytes("1KiB"), Some(1_024));
-        assert_eq!(parse_bytes("2.5KiB"), Some(2_560));
-        assert_eq!(parse_bytes("250kB"), Some(250_000));
-        assert_eq!(parse_bytes("1M"), Some(1_000_000));
-        assert_eq!(parse_bytes("0B"), Some(0));
-        assert_eq!(parse_bytes("123PiB"), Some(123 << 50));
-        assert_eq!(parse_bytes("1ZB"), None);
-        assert_eq!(parse_bytes("KB"), None);
-        assert_eq!(parse_bytes("1.2.3KB"), None);
-        assert_eq!(parse_bytes("20000EB"), None);
+        assert_eq!(parse_bytes("20MB"), Ok(20_000_000));
+        assert_eq!(parse_bytes("1KiB"), Ok(1_024));
+        assert_eq!(parse_bytes("2.5KiB"), Ok(2_560));
+        assert_eq!(parse_bytes("250kB"), Ok(250_000));
+        assert_eq!(parse_bytes("1M"), Ok(1_000_000));
+        assert_eq!(parse_bytes("0B"), Ok(0));
+        assert_eq!(parse_bytes("123PiB"), Ok(123 << 50));
+        assert!(parse_bytes("1ZB").is_err());
+        assert!(parse_bytes("KB").is_err());
+        assert!(parse_bytes("1.2.3KB").is_err());
+        assert!(parse_bytes("20000EB").is_err());
+        assert_eq!(parse_bytes("42"), Ok(42));
+        assert_eq!(parse_bytes("1.5KiB"), Ok(1536));
+        assert_eq!(parse_bytes("1,000 kb"), Ok(1_000_000));
+        assert_eq!(parse_bytes("3 B"), Ok(3));
+        assert_eq!(
+            parse_bytes("5 apples"),
+            Err("unhandled size name: apples".to_owned())
+        );
+        assert!(parse_bytes("MB").is_err());
+    }
+
+    #[test]
+    fn floats_parse_like_strconv() {
+        assert_eq!(parse_go_float("1.5"), Ok(1.5));
+        assert_eq!(parse_go_float("1e3"), Ok(1000.0));
+        assert_eq!(parse_go_float("0x1p3"), Ok(8.0));
+        assert_eq!(parse_go_float("0x1.8p1"), Ok(3.0));
+        assert_eq!(
+            parse_go_float("0x10"),
+            Err(r#"strconv.ParseFloat: parsing "0x10": invalid syntax"#.to_owned())
+        );
+        assert_eq!(
+            parse_go_float("1e400"),
+            Err(r#"strconv.ParseFloat: parsing "1e400": value out of range"#.to_owned())
+        );
+        assert!(parse_go_float("1_000").is_err());
+        assert!(parse_go_float("0b101").is_err());
+        assert_eq!(parse_go_float("-2e3"), Ok(-2000.0));
+        assert_eq!(parse_go_float(".5"), Ok(0.5));
+        assert_eq!(parse_go_float("5."), Ok(5.0));
+        assert_eq!(parse_go_float("+Inf"), Ok(f64::INFINITY));
+        assert_eq!(parse_go_float("0x1p-2"), Ok(0.25));
+        assert!(parse_go_float("NaN").unwrap().is_nan());
+        assert_eq!(
+            parse_go_float("abc"),
+            Err(r#"strconv.ParseFloat: parsing "abc": invalid syntax"#.to_owned())
+        );
+        for bad in ["", "1_000", "1e", "e5", "+nan", ".", "1.2.3", " 1"] {
+            assert!(parse_go_float(bad).is_err(), "{bad:?}");
+        }
+        // As in Go, `_` separates the digits of a hexadecimal float, exponent included.
+        assert_eq!(parse_go_float("0x_1_0p1_0"), Ok(16_384.0));
+        for bad in ["0x1__0p0", "0x1_.8p1", "0x1p_1", "0x1_p1", "0x1p1_"] {
+            assert!(parse_go_float(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quotes_like_go() {
+        assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
+        assert_eq!(go_quote("é"), "\"é\"");
+        assert_eq!(go_quote("\u{1}"), r#""\x01""#);
+        assert_eq!(go_quote("\u{7f}\u{85}"), r#""\x7f\u0085""#);
     }
 
     #[test]
@@ -534,7 +749,7 @@ mod tests {
             u64::MAX >> 11,
         ] {
             let text = format_bytes(bytes);
-            assert_eq!(parse_bytes(&text), Some(bytes), "{bytes} printed as {text}");
+            assert_eq!(parse_bytes(&text), Ok(bytes), "{bytes} printed as {text}");
         }
         assert_eq!(format_bytes(20_000_000), "20MB");
         assert_eq!(format_bytes(1_024), "1KiB");

@@ -17,8 +17,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{
-    BytesOptions, FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
-    Value,
+    BytesOptions, FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::tokenizer::TokenStream;
@@ -33,11 +32,11 @@ use crate::walrec;
 /// The tokens tantivy's default tokenizer drops as too long, in bytes.
 const MAX_TOKEN_BYTES: usize = 40;
 /// The memory an index writer may use before it writes a segment.
-const WRITER_MEMORY_BYTES: usize = 32 << 20;
+const WRITER_MEMORY_BYTES: usize = 16 << 20;
 /// Bytes of entries per compressed doc-store block.
-const DOCSTORE_BLOCK_BYTES: usize = 256 << 10;
+const DOCSTORE_BLOCK_BYTES: usize = 512 << 10;
 /// zstd level of the doc store.
-const DOCSTORE_ZSTD_LEVEL: i32 = 7;
+const DOCSTORE_ZSTD_LEVEL: i32 = 9;
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
@@ -59,10 +58,19 @@ fn schema() -> (Schema, Fields) {
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer("default")
-                .set_index_option(IndexRecordOption::Basic),
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
         ),
     );
-    let keys = builder.add_text_field("keys", STRING);
+    let keys = builder.add_text_field(
+        "keys",
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        ),
+    );
     let entry = builder.add_bytes_field("entry", BytesOptions::default().set_stored());
     (
         builder.build(),

@@ -46,8 +46,8 @@ const STREAM_BOUNDS: TableDefinition<'_, u32, (i64, i64)> = TableDefinition::new
 const REGISTRY_CACHE_BYTES: usize = 16 << 20;
 const NS_PER_MS: i64 = 1_000_000;
 const DAY_NS: i64 = 86_400_000 * NS_PER_MS;
-/// Entries are delivered to a query in time slices of this length (bounds its memory).
-const QUERY_SLICE_NS: i64 = 3_600_000 * NS_PER_MS;
+/// Documents fetched from a day's doc store at a time while a query reads its hits.
+const FETCH_CHUNK: usize = 256;
 
 /// Settings of the log store.
 #[derive(Debug, Clone)]
@@ -621,6 +621,11 @@ impl LogStore {
                 index
                     .add_and_commit(entries, rotated_at)
                     .map_err(LogsError::Storage)?;
+                // A day before yesterday is done being written (late entries reopen it): its
+                // writer's memory goes now, so a backfill over many days holds one at a time.
+                if day.0 < Day::containing(TimestampMs::now()).0 - 1 {
+                    index.close_writer();
+                }
                 written.push(index);
             }
         }
@@ -837,77 +842,90 @@ impl LogStore {
                 searchers,
             )
         };
+        // Stable: entries of one timestamp keep their order of arrival.
         in_memory.sort_by_key(|(ts, _, _)| *ts);
-        let mut in_memory = std::collections::VecDeque::from(in_memory);
-        // Slices in delivery order; each slice is sorted and delivered before the next is read.
-        let mut slices = Vec::new();
-        let mut slice_start = start_ns;
-        while slice_start < end_ns {
-            let slice_end = slice_start
-                .saturating_add(QUERY_SLICE_NS - slice_start.rem_euclid(QUERY_SLICE_NS))
-                .min(end_ns);
-            slices.push((slice_start, slice_end));
-            slice_start = slice_end;
+        let backward = selection.direction == Direction::Backward;
+        let mut days: Vec<Day> = Vec::new();
+        let mut day = day_of_ns(start_ns);
+        while day <= day_of_ns(end_ns - 1) {
+            days.push(day);
+            day = Day(day.0 + 1);
         }
-        if selection.direction == Direction::Backward {
-            slices.reverse();
+        if backward {
+            days.reverse();
         }
-        for (slice_start, slice_end) in slices {
-            let mut found: Vec<(i64, u32, LogEntry)> = Vec::new();
-            match selection.direction {
-                Direction::Forward => {
-                    while in_memory.front().is_some_and(|(ts, _, _)| *ts < slice_end) {
-                        found.extend(in_memory.pop_front());
-                    }
-                }
-                Direction::Backward => {
-                    while in_memory.back().is_some_and(|(ts, _, _)| *ts >= slice_start) {
-                        found.extend(in_memory.pop_back());
-                    }
-                    found.reverse();
-                }
+        let mut deliver = |stream: u32, entry: LogEntry| -> ControlFlow<()> {
+            match labels_of.get(&stream) {
+                Some(labels) => visit(SelectedEntry {
+                    stream: Arc::clone(labels),
+                    entry,
+                }),
+                None => ControlFlow::Continue(()),
             }
-            if let Some((index, searcher)) = searchers.get(&day_of_ns(slice_start)) {
+        };
+        // One search per day; its hits are read in the delivery order, a chunk at a time, and
+        // merged with the head's entries of the day, so that a query that stops early reads
+        // few entries.
+        for day in days {
+            let day_start = start_ns.max(day.start().0.saturating_mul(NS_PER_MS));
+            let day_end = end_ns.min(day.end_exclusive().0.saturating_mul(NS_PER_MS));
+            let from = in_memory.partition_point(|(ts, _, _)| *ts < day_start);
+            let to = in_memory.partition_point(|(ts, _, _)| *ts < day_end);
+            let mut memory: Vec<(i64, u32, LogEntry)> = in_memory.drain(from..to).collect();
+            if backward {
+                memory.reverse();
+            }
+            let mut memory = memory.into_iter().peekable();
+            // Whether the head's entry at `memory_ts` comes before the index's at `hit_ts`.
+            let comes_first = |memory_ts: i64, hit_ts: i64| {
+                if backward {
+                    memory_ts > hit_ts
+                } else {
+                    memory_ts < hit_ts
+                }
+            };
+            if let Some((index, searcher)) = searchers.get(&day) {
                 let mut hits = index
                     .search(
                         searcher,
                         &DayQuery {
                             streams: &ids,
-                            start_ns: slice_start,
-                            end_ns: slice_end,
+                            start_ns: day_start,
+                            end_ns: day_end,
                             tokens: &tokens,
                             keys: &selection.keys,
                         },
                     )
                     .map_err(LogsError::Storage)?;
                 hits.sort_by_key(|hit| (hit.timestamp_ns, hit.address));
-                for chunk in hits.chunks(1024) {
+                if backward {
+                    hits.reverse();
+                }
+                for chunk in hits.chunks(FETCH_CHUNK) {
                     let entries = index.fetch(searcher, chunk).map_err(LogsError::Storage)?;
                     for (hit, entry) in chunk.iter().zip(entries) {
-                        if selection
+                        while let Some((ts, _, _)) = memory.peek() {
+                            if !comes_first(*ts, hit.timestamp_ns) {
+                                break;
+                            }
+                            if let Some((_, stream, entry)) = memory.next()
+                                && deliver(stream, entry).is_break()
+                            {
+                                return Ok(());
+                            }
+                        }
+                        let contains_all = selection
                             .line_contains
                             .iter()
-                            .all(|needle| entry.line.contains(needle.as_str()))
-                        {
-                            found.push((hit.timestamp_ns, hit.stream, entry));
+                            .all(|needle| entry.line.contains(needle.as_str()));
+                        if contains_all && deliver(hit.stream, entry).is_break() {
+                            return Ok(());
                         }
                     }
                 }
             }
-            // Stable: entries of one timestamp keep their order of arrival.
-            found.sort_by_key(|(ts, _, _)| *ts);
-            if selection.direction == Direction::Backward {
-                found.reverse();
-            }
-            for (_, stream, entry) in found {
-                let Some(labels) = labels_of.get(&stream) else {
-                    continue;
-                };
-                let selected = SelectedEntry {
-                    stream: Arc::clone(labels),
-                    entry,
-                };
-                if visit(selected).is_break() {
+            for (_, stream, entry) in memory {
+                if deliver(stream, entry).is_break() {
                     return Ok(());
                 }
             }

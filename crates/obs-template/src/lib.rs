@@ -14,6 +14,8 @@
 //!   with methods (what Alertmanager's `Alerts.Firing` or `time.Time.Format` need).
 //! - [`PrometheusContext`] and [`expand_alert_template`]: Prometheus' functions and its alert
 //!   expansion (`$labels`, `$externalLabels`, `$externalURL`, `$value`, `missingkey=zero`).
+//! - [`gotime::GoTime`]: Go's `time.Time` as a template value, formatted and parsed with Go's
+//!   layouts (`2006-01-02T15:04:05Z07:00`), for callers whose functions return times.
 //!
 //! Supported: text and `{{ }}` actions with `{{-`/`-}}` trimming, comments, pipelines,
 //! variables (`:=`, `=`, `$`), fields and map keys, `if`/`else if`/`else`, `range` (lists, maps in
@@ -47,7 +49,7 @@ pub mod error;
 mod exec;
 mod funcs;
 mod gofmt;
-mod gotime;
+pub mod gotime;
 mod lex;
 mod parse;
 pub mod prometheus;

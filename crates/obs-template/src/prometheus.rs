@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::TemplateError;
 use crate::funcs::{ArgType, Functions, url_query_escape};
 use crate::gofmt::format_float;
-use crate::gotime::{GoDuration, GoTime};
+use crate::gotime::{GoDuration, GoTime, GoTimePointer};
 use crate::template::{MissingKey, Template};
 use crate::value::{Object, Record, Value};
 
@@ -615,7 +615,7 @@ impl PrometheusContext {
         functions.insert("toTime", &[ArgType::Any], None, |args| {
             let value = convert_to_float(&args[0])?;
             match float_to_time(value)? {
-                Some(time) => Ok(Value::object(time)),
+                Some(time) => Ok(Value::object(GoTimePointer(time))),
                 None => Err("value is NaN or Inf".to_owned()),
             }
         });
