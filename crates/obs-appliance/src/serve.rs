@@ -455,11 +455,13 @@ async fn run_logs_maintenance(store: Arc<LogStore>, interval: Duration, shutdown
     let tick = Duration::from_secs(1).min(interval);
     let mut since_flush = Duration::ZERO;
     loop {
+        let started = tokio::time::Instant::now();
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(tick) => {}
+            () = store.flush_requested() => {}
         }
-        since_flush += tick;
+        since_flush += started.elapsed();
         if since_flush < interval && !store.wants_flush() {
             continue;
         }

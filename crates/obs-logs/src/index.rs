@@ -3,9 +3,11 @@
 //! Fields of a document (one log entry):
 //! - `stream` (u64, indexed and fast): the stream id from the stream registry;
 //! - `ts` (i64, fast): the timestamp in nanoseconds (range queries read the column);
-//! - `line` (text, not stored): the line through tantivy's default tokenizer (split on
-//!   non-alphanumeric characters, tokens over 40 bytes dropped, lowercased), document ids only
-//!   (no frequencies, no positions): the pre-filter of substring line filters;
+//! - `line` (text, not stored): the line's words (split on non-alphanumeric characters,
+//!   lowercased), document ids only (no frequencies, no positions), the pre-filter of
+//!   substring line filters. Tokens of 40 bytes or more, and tokens of 8 bytes or more with a
+//!   digit (ids, hashes, numbers: most of the distinct terms of a log, found through the
+//!   correlation keys instead) are not indexed;
 //! - `keys` (raw strings, not stored): one `name=value` term per correlation key of the entry;
 //! - `entry` (bytes, stored in the zstd doc store): the entry in `walrec`'s entry form.
 
@@ -20,7 +22,7 @@ use tantivy::schema::{
     BytesOptions, FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::store::{Compressor, ZstdCompressor};
-use tantivy::tokenizer::TokenStream;
+use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer, TokenFilter, TokenStream, Tokenizer};
 use tantivy::{
     DocAddress, DocId, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, SegmentReader,
     TantivyDocument, Term,
@@ -29,12 +31,76 @@ use tantivy::{
 use crate::model::LogEntry;
 use crate::walrec;
 
-/// The tokens tantivy's default tokenizer drops as too long, in bytes.
+/// Tokens this long or longer are not indexed.
 const MAX_TOKEN_BYTES: usize = 40;
+/// Tokens this long or longer that contain a digit are not indexed.
+const MIN_ID_LIKE_BYTES: usize = 8;
+/// The name of the line tokenizer, registered on every day index.
+const LINE_TOKENIZER: &str = "log_words";
+
+/// Whether the line index holds `token` (lowercased): not too long, not id-like.
+fn is_indexed_token(token: &str) -> bool {
+    token.len() < MAX_TOKEN_BYTES
+        && !(token.len() >= MIN_ID_LIKE_BYTES && token.bytes().any(|byte| byte.is_ascii_digit()))
+}
+
+/// Drops the tokens [`is_indexed_token`] refuses.
+#[derive(Clone)]
+struct IndexedTokensFilter;
+
+impl TokenFilter for IndexedTokensFilter {
+    type Tokenizer<T: Tokenizer> = IndexedTokens<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> IndexedTokens<T> {
+        IndexedTokens(tokenizer)
+    }
+}
+
+#[derive(Clone)]
+struct IndexedTokens<T>(T);
+
+impl<T: Tokenizer> Tokenizer for IndexedTokens<T> {
+    type TokenStream<'a> = IndexedTokenStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        IndexedTokenStream(self.0.token_stream(text))
+    }
+}
+
+struct IndexedTokenStream<S>(S);
+
+impl<S: TokenStream> TokenStream for IndexedTokenStream<S> {
+    fn advance(&mut self) -> bool {
+        while self.0.advance() {
+            if is_indexed_token(&self.0.token().text) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &tantivy::tokenizer::Token {
+        self.0.token()
+    }
+
+    fn token_mut(&mut self) -> &mut tantivy::tokenizer::Token {
+        self.0.token_mut()
+    }
+}
+
+/// The line analyzer: words, lowercased, only the tokens [`is_indexed_token`] keeps.
+fn line_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(LowerCaser)
+        .filter(IndexedTokensFilter)
+        .build()
+}
 /// The memory an index writer may use before it writes a segment.
 const WRITER_MEMORY_BYTES: usize = 16 << 20;
 /// Bytes of entries per compressed doc-store block.
 const DOCSTORE_BLOCK_BYTES: usize = 512 << 10;
+/// Decompressed doc-store blocks a fetch keeps (hits are read in time order, so mostly one).
+const STORE_CACHE_BLOCKS: usize = 4;
 /// zstd level of the doc store.
 const DOCSTORE_ZSTD_LEVEL: i32 = 9;
 
@@ -57,7 +123,7 @@ fn schema() -> (Schema, Fields) {
         "line",
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer("default")
+                .set_tokenizer(LINE_TOKENIZER)
                 .set_index_option(IndexRecordOption::Basic)
                 .set_fieldnorms(false),
         ),
@@ -156,6 +222,7 @@ impl DayIndex {
                 .create_in_dir(path)
                 .map_err(|err| index_error(path, err))?
         };
+        index.tokenizers().register(LINE_TOKENIZER, line_analyzer());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -307,18 +374,56 @@ impl DayIndex {
             .map_err(|err| index_error(&self.path, err))
     }
 
-    /// The entries at `hits`, in that order.
-    pub(crate) fn fetch(&self, searcher: &Searcher, hits: &[Hit]) -> Result<Vec<LogEntry>, String> {
+    /// The entries at `hits`, in that order; `None` for an entry whose stored bytes lack one of
+    /// `needles` (checked before decoding, so a scan for a rare substring decodes little; a
+    /// needle found in the metadata rather than the line is for the caller to rule out).
+    pub(crate) fn fetch(
+        &self,
+        searcher: &Searcher,
+        hits: &[Hit],
+        needles: &[String],
+    ) -> Result<Vec<Option<LogEntry>>, String> {
+        let finders: Vec<memchr::memmem::Finder<'_>> = needles
+            .iter()
+            .map(|needle| memchr::memmem::Finder::new(needle.as_bytes()))
+            .collect();
+        let mut readers: Vec<(u32, tantivy::store::StoreReader)> = Vec::new();
         let mut entries = Vec::with_capacity(hits.len());
         for hit in hits {
-            let document: TantivyDocument = searcher
-                .doc(hit.address)
+            let segment = hit.address.segment_ord;
+            let position = match readers.iter().position(|(ord, _)| *ord == segment) {
+                Some(position) => position,
+                None => {
+                    let reader = searcher
+                        .segment_reader(segment)
+                        .get_store_reader(STORE_CACHE_BLOCKS)
+                        .map_err(|err| index_error(&self.path, err))?;
+                    readers.push((segment, reader));
+                    readers.len() - 1
+                }
+            };
+            let Some((_, reader)) = readers.get(position) else {
+                return Err(index_error(&self.path, "no store reader"));
+            };
+            if !finders.is_empty() {
+                let raw = reader
+                    .get_document_bytes(hit.address.doc_id)
+                    .map_err(|err| index_error(&self.path, err))?;
+                if !finders.iter().all(|finder| finder.find(raw.as_slice()).is_some()) {
+                    entries.push(None);
+                    continue;
+                }
+            }
+            let document: TantivyDocument = reader
+                .get(hit.address.doc_id)
                 .map_err(|err| index_error(&self.path, err))?;
             let bytes = document
                 .get_first(self.fields.entry)
                 .and_then(|value| value.as_bytes())
                 .ok_or_else(|| index_error(&self.path, "a document has no entry"))?;
-            entries.push(walrec::decode_entry(bytes).map_err(|err| index_error(&self.path, err))?);
+            entries.push(Some(
+                walrec::decode_entry(bytes).map_err(|err| index_error(&self.path, err))?,
+            ));
         }
         Ok(entries)
     }
@@ -344,20 +449,21 @@ fn key_term(name: &str, value: &str) -> String {
     format!("{name}={value}")
 }
 
-/// The tokens of `needle` that every line containing `needle` has as whole tokens under the
-/// default tokenizer: a token touching either end of the needle may be part of a longer token
-/// of the line, so it does not count.
+/// The indexed tokens of `needle` that every line containing `needle` has as whole tokens: a
+/// token touching either end of the needle may be part of a longer token of the line, and a
+/// token the index leaves out cannot narrow a search, so neither counts.
 pub(crate) fn needle_tokens(needle: &str) -> Vec<String> {
-    let mut analyzer = tantivy::tokenizer::TextAnalyzer::from(tantivy::tokenizer::SimpleTokenizer::default());
+    let mut analyzer = TextAnalyzer::from(SimpleTokenizer::default());
     let mut stream = analyzer.token_stream(needle);
     let mut tokens = Vec::new();
     while let Some(token) = stream.next() {
         let touches_start = token.offset_from == 0;
         let touches_end = token.offset_to == needle.len();
-        if touches_start || touches_end || token.text.len() > MAX_TOKEN_BYTES {
+        let lowered = token.text.to_lowercase();
+        if touches_start || touches_end || !is_indexed_token(&lowered) {
             continue;
         }
-        tokens.push(token.text.to_lowercase());
+        tokens.push(lowered);
     }
     tokens.sort();
     tokens.dedup();
@@ -424,6 +530,13 @@ mod tests {
         assert_eq!(needle_tokens("ection refused to db"), vec!["refused", "to"]);
         assert_eq!(needle_tokens(" Refused "), vec!["refused"]);
         assert_eq!(needle_tokens("=r-123,"), vec!["123", "r"]);
+        // Ids and long tokens are not indexed, so they cannot narrow a search.
+        assert_eq!(needle_tokens(" user 3fa9b2c1d0 x "), vec!["user", "x"]);
+        assert_eq!(needle_tokens(&format!(" {} ok ", "a".repeat(40))), vec!["ok"]);
+        assert_eq!(
+            needle_tokens(&format!(" {} ok ", "a".repeat(39))),
+            vec!["a".repeat(39), "ok".to_owned()]
+        );
         assert!(needle_tokens("abc").is_empty());
         assert!(needle_tokens("").is_empty());
     }
@@ -503,8 +616,20 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            index.fetch(&index.searcher(), &hits).unwrap(),
-            vec![entries[1].clone()]
+            index.fetch(&index.searcher(), &hits, &[]).unwrap(),
+            vec![Some(entries[1].clone())]
+        );
+        assert_eq!(
+            index
+                .fetch(&index.searcher(), &hits, &["Refused by".to_owned()])
+                .unwrap(),
+            vec![Some(entries[1].clone())]
+        );
+        assert_eq!(
+            index
+                .fetch(&index.searcher(), &hits, &["absent".to_owned()])
+                .unwrap(),
+            vec![None]
         );
         // Reopened from disk.
         drop(index);

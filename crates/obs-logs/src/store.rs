@@ -66,7 +66,8 @@ pub struct LogsOptions {
     pub discover_service_name: bool,
     /// Add `detected_level` to entries' structured metadata, as Loki 3 does.
     pub discover_log_levels: bool,
-    /// Flush when the head holds this many bytes of lines, without waiting for the timer.
+    /// Flush when the head holds this many bytes of lines, without waiting for the timer; at
+    /// four times this, pushes are refused as overload (429) until a flush has caught up.
     pub head_flush_bytes: usize,
     /// The write-ahead log.
     pub wal: WalOptions,
@@ -103,13 +104,16 @@ pub enum LogsError {
     /// A log record could not be decoded during replay.
     #[error("logs write-ahead log record is unreadable: {0}")]
     Record(String),
+    /// More entries wait in memory than a flush has caught up with.
+    #[error("the log store is flushing a backlog of {0} bytes of lines; retry shortly")]
+    Backlog(usize),
 }
 
 impl Classify for LogsError {
     fn kind(&self) -> ErrorKind {
         match self {
             LogsError::Wal(err) => err.kind(),
-            LogsError::DiskFull => ErrorKind::Overloaded,
+            LogsError::DiskFull | LogsError::Backlog(_) => ErrorKind::Overloaded,
             LogsError::Storage(_) | LogsError::Record(_) => ErrorKind::Internal,
         }
     }
@@ -261,6 +265,8 @@ pub struct LogStore {
     apply_gate: Arc<tokio::sync::RwLock<()>>,
     flush_lock: Mutex<()>,
     pressure: OnceLock<Arc<DiskPressure>>,
+    /// Woken when the head passes `head_flush_bytes`.
+    flush_wanted: tokio::sync::Notify,
 }
 
 /// What opening found.
@@ -370,6 +376,7 @@ impl LogStore {
             apply_gate: Arc::new(tokio::sync::RwLock::new(())),
             flush_lock: Mutex::new(()),
             pressure: OnceLock::new(),
+            flush_wanted: tokio::sync::Notify::new(),
         };
         self_metrics().streams.set(store.stream_count() as i64);
         Ok((store, report))
@@ -407,6 +414,15 @@ impl LogStore {
             .is_some_and(|pressure| pressure.is_over_budget())
         {
             return Err(LogsError::DiskFull);
+        }
+        let backlog = self
+            .head
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .line_bytes;
+        if backlog >= self.options.head_flush_bytes.saturating_mul(4) {
+            self.flush_wanted.notify_one();
+            return Err(LogsError::Backlog(backlog));
         }
         let mut outcome = AppendOutcome::default();
         let accepted = self.validate(batch, now, &mut outcome);
@@ -476,6 +492,9 @@ impl LogStore {
                 }
             }
             self_metrics().streams.set(streams.list.len() as i64);
+            if head.line_bytes >= self.options.head_flush_bytes {
+                self.flush_wanted.notify_one();
+            }
             pending
         };
         pending.durable().await?;
@@ -484,6 +503,11 @@ impl LogStore {
         metrics.bytes.inc_by(outcome.accepted_bytes);
         count_refusals(&outcome);
         Ok(outcome)
+    }
+
+    /// Resolves when an append has grown the head past `head_flush_bytes`.
+    pub async fn flush_requested(&self) {
+        self.flush_wanted.notified().await;
     }
 
     /// Whether the head has grown past the size that asks for a flush.
@@ -902,7 +926,9 @@ impl LogStore {
                     hits.reverse();
                 }
                 for chunk in hits.chunks(FETCH_CHUNK) {
-                    let entries = index.fetch(searcher, chunk).map_err(LogsError::Storage)?;
+                    let entries = index
+                        .fetch(searcher, chunk, &selection.line_contains)
+                        .map_err(LogsError::Storage)?;
                     for (hit, entry) in chunk.iter().zip(entries) {
                         while let Some((ts, _, _)) = memory.peek() {
                             if !comes_first(*ts, hit.timestamp_ns) {
@@ -914,6 +940,8 @@ impl LogStore {
                                 return Ok(());
                             }
                         }
+                        // Stored bytes without a needle were not decoded.
+                        let Some(entry) = entry else { continue };
                         let contains_all = selection
                             .line_contains
                             .iter()

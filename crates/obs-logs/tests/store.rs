@@ -362,3 +362,34 @@ fn a_crash_between_index_commit_and_log_truncation_does_not_index_twice() {
         expected(&batch, "worker", Direction::Forward)
     );
 }
+
+#[test]
+fn a_backlog_in_memory_is_overload_until_a_flush_catches_up() {
+    use obs_core::error::{Classify, ErrorKind};
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataLayout::new(dir.path());
+    let now = TimestampMs::now();
+    let rt = runtime();
+    let options = LogsOptions {
+        head_flush_bytes: 100,
+        ..LogsOptions::default()
+    };
+    let (store, _) = LogStore::open(&layout, options).unwrap();
+    let long = "x".repeat(500);
+    let push = |line: &str| vec![stream(&[("app", "a")], vec![entry(now.0 * NS, line)])];
+    assert!(!store.wants_flush());
+    rt.block_on(store.append(push(&long), now)).unwrap();
+    assert!(store.wants_flush());
+    // The flusher was woken.
+    rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(1), store.flush_requested())
+            .await
+            .expect("a flush was requested")
+    });
+    let err = rt.block_on(store.append(push("more"), now)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Overloaded, "{err}");
+    rt.block_on(store.flush()).unwrap();
+    assert!(!store.wants_flush());
+    rt.block_on(store.append(push("more"), now)).unwrap();
+    assert_eq!(select(&store, &everything("a", Direction::Forward)).len(), 2);
+}
