@@ -378,26 +378,41 @@ fn main() {
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
+    let retried = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let senders: Vec<_> = (0..clients)
         .map(|_| {
             let bodies = Arc::clone(&bodies);
             let next = Arc::clone(&next);
             let failed = Arc::clone(&failed);
+            let retried = Arc::clone(&retried);
             let url = format!("{base}/loki/api/v1/push");
             std::thread::spawn(move || {
                 let agent = http_agent(Duration::from_secs(60));
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(index) else { break };
-                    let status = agent
-                        .post(&url)
-                        .header("Content-Type", "application/x-protobuf")
-                        .send(&body[..])
-                        .map(|response| response.status().as_u16())
-                        .unwrap_or(0);
-                    if status != 204 {
-                        failed.fetch_add(1, Ordering::Relaxed);
+                    // As Promtail: retry 429 and 5xx with a backoff, give up after 10 tries.
+                    let mut backoff = Duration::from_millis(50);
+                    for attempt in 0..10 {
+                        let status = agent
+                            .post(&url)
+                            .header("Content-Type", "application/x-protobuf")
+                            .send(&body[..])
+                            .map(|response| response.status().as_u16())
+                            .unwrap_or(0);
+                        if status == 204 {
+                            break;
+                        }
+                        if status == 429 || status >= 500 {
+                            retried.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if attempt == 9 || !(status == 429 || status >= 500) {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
                     }
                 }
             })
@@ -415,15 +430,18 @@ fn main() {
     println!();
     println!("### Ingest (protobuf push, durable acknowledgements)");
     println!();
-    println!("| lines/s | MB/s | CPU s | lines per CPU second | peak RSS MB | failed pushes |");
-    println!("|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {} | {:.1} | {:.1} | {} | {:.0} | {} |",
+        "| lines/s | MB/s | CPU s | lines per CPU second | peak RSS MB | pushes retried (429) | failed pushes |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {:.1} | {:.1} | {} | {:.0} | {} | {} |",
         human(lines as f64 / elapsed.as_secs_f64()),
         raw_bytes as f64 / 1e6 / elapsed.as_secs_f64(),
         cpu.as_secs_f64(),
         human(lines as f64 / cpu.as_secs_f64().max(1e-9)),
         peak_rss as f64 / 1e6,
+        retried.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed)
     );
     println!();

@@ -379,7 +379,7 @@ impl DayIndex {
     /// needle found in the metadata rather than the line is for the caller to rule out).
     pub(crate) fn fetch(
         &self,
-        searcher: &Searcher,
+        stores: &mut DocStores,
         hits: &[Hit],
         needles: &[String],
     ) -> Result<Vec<Option<LogEntry>>, String> {
@@ -387,24 +387,11 @@ impl DayIndex {
             .iter()
             .map(|needle| memchr::memmem::Finder::new(needle.as_bytes()))
             .collect();
-        let mut readers: Vec<(u32, tantivy::store::StoreReader)> = Vec::new();
         let mut entries = Vec::with_capacity(hits.len());
         for hit in hits {
-            let segment = hit.address.segment_ord;
-            let position = match readers.iter().position(|(ord, _)| *ord == segment) {
-                Some(position) => position,
-                None => {
-                    let reader = searcher
-                        .segment_reader(segment)
-                        .get_store_reader(STORE_CACHE_BLOCKS)
-                        .map_err(|err| index_error(&self.path, err))?;
-                    readers.push((segment, reader));
-                    readers.len() - 1
-                }
-            };
-            let Some((_, reader)) = readers.get(position) else {
-                return Err(index_error(&self.path, "no store reader"));
-            };
+            let reader = stores
+                .reader(hit.address.segment_ord)
+                .map_err(|err| index_error(&self.path, err))?;
             if !finders.is_empty() {
                 let raw = reader
                     .get_document_bytes(hit.address.doc_id)
@@ -441,6 +428,42 @@ impl DayIndex {
             .searcher()
             .search(&tantivy::query::AllQuery, &HitCollector)
             .map_err(|err| index_error(&self.path, err))
+    }
+}
+
+/// The doc-store readers of a searcher's segments, opened on first use and kept for a query
+/// (opening one reads the store's index, far too costly per document).
+pub(crate) struct DocStores {
+    searcher: Searcher,
+    readers: Vec<Option<tantivy::store::StoreReader>>,
+}
+
+impl DocStores {
+    pub(crate) fn new(searcher: &Searcher) -> DocStores {
+        DocStores {
+            searcher: searcher.clone(),
+            readers: Vec::new(),
+        }
+    }
+
+    fn reader(&mut self, segment: u32) -> std::io::Result<&tantivy::store::StoreReader> {
+        let index = segment as usize;
+        if self.readers.len() <= index {
+            self.readers.resize_with(index + 1, || None);
+        }
+        let slot = self
+            .readers
+            .get_mut(index)
+            .ok_or_else(|| std::io::Error::other("segment out of range"))?;
+        if slot.is_none() {
+            *slot = Some(
+                self.searcher
+                    .segment_reader(segment)
+                    .get_store_reader(STORE_CACHE_BLOCKS)?,
+            );
+        }
+        slot.as_ref()
+            .ok_or_else(|| std::io::Error::other("no store reader"))
     }
 }
 
@@ -616,18 +639,28 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            index.fetch(&index.searcher(), &hits, &[]).unwrap(),
-            vec![Some(entries[1].clone())]
-        );
-        assert_eq!(
             index
-                .fetch(&index.searcher(), &hits, &["Refused by".to_owned()])
+                .fetch(&mut DocStores::new(&index.searcher()), &hits, &[])
                 .unwrap(),
             vec![Some(entries[1].clone())]
         );
         assert_eq!(
             index
-                .fetch(&index.searcher(), &hits, &["absent".to_owned()])
+                .fetch(
+                    &mut DocStores::new(&index.searcher()),
+                    &hits,
+                    &["Refused by".to_owned()]
+                )
+                .unwrap(),
+            vec![Some(entries[1].clone())]
+        );
+        assert_eq!(
+            index
+                .fetch(
+                    &mut DocStores::new(&index.searcher()),
+                    &hits,
+                    &["absent".to_owned()]
+                )
                 .unwrap(),
             vec![None]
         );

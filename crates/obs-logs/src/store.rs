@@ -32,7 +32,7 @@ use obs_core::time::{Day, TimestampMs};
 use obs_core::wal::{Wal, WalError, WalOptions};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::index::{DayIndex, DayQuery, IndexedEntry, needle_tokens};
+use crate::index::{DayIndex, DayQuery, DocStores, IndexedEntry, needle_tokens};
 use crate::keys;
 use crate::model::{EntryLimits, LogEntry, StreamEntries, TimestampNs};
 use crate::walrec;
@@ -67,7 +67,7 @@ pub struct LogsOptions {
     /// Add `detected_level` to entries' structured metadata, as Loki 3 does.
     pub discover_log_levels: bool,
     /// Flush when the head holds this many bytes of lines, without waiting for the timer; at
-    /// four times this, pushes are refused as overload (429) until a flush has caught up.
+    /// twice this, pushes are refused as overload (429) until a flush has caught up.
     pub head_flush_bytes: usize,
     /// The write-ahead log.
     pub wal: WalOptions,
@@ -83,7 +83,7 @@ impl Default for LogsOptions {
             correlation_keys: keys::DEFAULT_CORRELATION_KEYS.map(String::from).to_vec(),
             discover_service_name: true,
             discover_log_levels: true,
-            head_flush_bytes: 64 << 20,
+            head_flush_bytes: 32 << 20,
             wal: WalOptions::named("logs"),
         }
     }
@@ -420,7 +420,7 @@ impl LogStore {
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
             .line_bytes;
-        if backlog >= self.options.head_flush_bytes.saturating_mul(4) {
+        if backlog >= self.options.head_flush_bytes.saturating_mul(2) {
             self.flush_wanted.notify_one();
             return Err(LogsError::Backlog(backlog));
         }
@@ -925,9 +925,10 @@ impl LogStore {
                 if backward {
                     hits.reverse();
                 }
+                let mut stores = DocStores::new(searcher);
                 for chunk in hits.chunks(FETCH_CHUNK) {
                     let entries = index
-                        .fetch(searcher, chunk, &selection.line_contains)
+                        .fetch(&mut stores, chunk, &selection.line_contains)
                         .map_err(LogsError::Storage)?;
                     for (hit, entry) in chunk.iter().zip(entries) {
                         while let Some((ts, _, _)) = memory.peek() {
