@@ -99,8 +99,9 @@ fn line_analyzer() -> TextAnalyzer {
 const WRITER_MEMORY_BYTES: usize = 16 << 20;
 /// Bytes of entries per compressed doc-store block.
 const DOCSTORE_BLOCK_BYTES: usize = 512 << 10;
-/// Decompressed doc-store blocks a fetch keeps (hits are read in time order, so mostly one).
-const STORE_CACHE_BLOCKS: usize = 4;
+/// Decompressed doc-store blocks a query keeps per segment (16 MiB at most): hits are read in
+/// time order, which crosses between the streams' runs of blocks.
+const STORE_CACHE_BLOCKS: usize = 32;
 /// zstd level of the doc store.
 const DOCSTORE_ZSTD_LEVEL: i32 = 9;
 
@@ -387,8 +388,12 @@ impl DayIndex {
             .iter()
             .map(|needle| memchr::memmem::Finder::new(needle.as_bytes()))
             .collect();
-        let mut entries = Vec::with_capacity(hits.len());
-        for hit in hits {
+        // Read in the stores' order (each block decompressed once), answered in the hits'.
+        let mut order: Vec<usize> = (0..hits.len()).collect();
+        order.sort_by_key(|&position| hits.get(position).map(|hit| hit.address));
+        let mut entries: Vec<Option<LogEntry>> = vec![None; hits.len()];
+        for position in order {
+            let Some(hit) = hits.get(position) else { continue };
             let reader = stores
                 .reader(hit.address.segment_ord)
                 .map_err(|err| index_error(&self.path, err))?;
@@ -397,7 +402,6 @@ impl DayIndex {
                     .get_document_bytes(hit.address.doc_id)
                     .map_err(|err| index_error(&self.path, err))?;
                 if !finders.iter().all(|finder| finder.find(raw.as_slice()).is_some()) {
-                    entries.push(None);
                     continue;
                 }
             }
@@ -408,9 +412,10 @@ impl DayIndex {
                 .get_first(self.fields.entry)
                 .and_then(|value| value.as_bytes())
                 .ok_or_else(|| index_error(&self.path, "a document has no entry"))?;
-            entries.push(Some(
-                walrec::decode_entry(bytes).map_err(|err| index_error(&self.path, err))?,
-            ));
+            let entry = walrec::decode_entry(bytes).map_err(|err| index_error(&self.path, err))?;
+            if let Some(slot) = entries.get_mut(position) {
+                *slot = Some(entry);
+            }
         }
         Ok(entries)
     }

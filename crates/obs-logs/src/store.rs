@@ -639,6 +639,13 @@ impl LogStore {
                     keys: &entry.keys,
                 });
         }
+        // Each stream's entries together and in time order: similar lines share doc-store
+        // blocks (zstd compresses them better), and a query reading a stream in time order
+        // reads blocks one after the other. The sort is stable: entries of one nanosecond keep
+        // their order of arrival.
+        for entries in by_day.values_mut() {
+            entries.sort_by_key(|indexed| (indexed.stream, indexed.entry.timestamp_ns));
+        }
         let mut written = Vec::with_capacity(by_day.len());
         for (day, entries) in &by_day {
             if let Some(index) = self.day_index(*day, true)? {
