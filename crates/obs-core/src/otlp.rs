@@ -117,8 +117,9 @@ fn base64(bytes: &[u8], text: &mut String) {
     }
 }
 
-/// A float as Prometheus writes it: shortest form, `+Inf`, `-Inf`, `NaN`.
-fn format_float(value: f64) -> String {
+/// A float as Prometheus writes `le` and `quantile` values and OTLP attribute doubles become
+/// text: shortest form, `+Inf`, `-Inf`, `NaN`.
+pub fn format_float(value: f64) -> String {
     if value.is_nan() {
         "NaN".to_owned()
     } else if value == f64::INFINITY {

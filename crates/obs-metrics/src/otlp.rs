@@ -462,7 +462,7 @@ impl PointConverter<'_> {
             self.emit(
                 &labels,
                 "_bucket",
-                Some(("le", format_float(*bound))),
+                Some(("le", obs_core::otlp::format_float(*bound))),
                 ts,
                 value(cumulative as f64),
             );
@@ -494,7 +494,7 @@ impl PointConverter<'_> {
             self.emit(
                 &labels,
                 "",
-                Some(("quantile", format_float(quantile.quantile))),
+                Some(("quantile", obs_core::otlp::format_float(quantile.quantile))),
                 ts,
                 value(quantile.value),
             );
@@ -505,20 +505,6 @@ impl PointConverter<'_> {
 /// Nanoseconds to milliseconds.
 fn timestamp_ms(nanos: u64) -> i64 {
     (nanos / 1_000_000) as i64
-}
-
-/// A float as Prometheus writes `le` and `quantile` values: shortest form, `+Inf`, `-Inf`,
-/// `NaN`.
-fn format_float(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".to_owned()
-    } else if value == f64::INFINITY {
-        "+Inf".to_owned()
-    } else if value == f64::NEG_INFINITY {
-        "-Inf".to_owned()
-    } else {
-        format!("{value}")
-    }
 }
 
 /// Replaces (or adds) the labels of `extras` in `pairs`.
