@@ -15,7 +15,6 @@
 mod common;
 
 use std::io::Write as _;
-use std::process::Command;
 use std::time::Duration;
 
 use common::Appliance;
@@ -158,21 +157,7 @@ fn real_clients_push_and_grafana_queries_find_their_logs() {
     let quiet = common::no_scrape_config(dir.path());
     let appliance = Appliance::start(&data, &["--config", quiet.to_str().unwrap()]);
     appliance.wait_ready();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/loki_logs.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(appliance.url(""))
-        .arg(appliance.addr.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "the clients could not push:\nstdout: {}\nstderr: {}\nappliance:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        appliance.log_text()
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stdout = appliance.run_python_client("loki_logs.py");
     let trace_ids: Vec<(String, String)> = stdout
         .lines()
         .filter_map(|line| {

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use common::Appliance;
@@ -31,20 +30,7 @@ fn opentelemetry_python_sdk_metrics_arrive_as_prometheus_series() {
     let quiet = common::no_scrape_config(dir.path());
     let mut appliance = Appliance::start(&data, &["--config", quiet.to_str().unwrap()]);
     appliance.wait_ready();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/otlp_metrics.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(appliance.url(""))
-        .arg(appliance.addr.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "the SDK could not export:\nstdout: {}\nstderr: {}\nappliance:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        appliance.log_text()
-    );
+    appliance.run_python_client("otlp_metrics.py");
     // Metadata is kept in memory (as Prometheus does): check it before stopping.
     let (status, _, body) = common::get(&appliance.url("/api/v1/metadata"));
     assert_eq!(status, 200, "{body}");

@@ -213,6 +213,30 @@ pub fn required_python_modules(modules: &[&str], install_hint: &str) -> bool {
     ok
 }
 
+impl Appliance {
+    /// Runs `tests/clients/<script>` with the appliance's base URL and gRPC address; asserts it
+    /// succeeded and returns its standard output.
+    pub fn run_python_client(&self, script: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/clients")
+            .join(script);
+        let output = Command::new("python3")
+            .arg(path)
+            .arg(self.url(""))
+            .arg(self.addr.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{script} failed:\nstdout: {}\nstderr: {}\nappliance:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
 /// A configuration file with every default but no scrape jobs (the embedded default scrapes
 /// the appliance itself, which adds series a test counting series must not see).
 pub fn no_scrape_config(dir: &Path) -> PathBuf {
