@@ -84,9 +84,12 @@ pub fn workspace_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// The appliance's release binary, or an exit with a hint to build it.
+/// The appliance's release binary (or the one `OBS_APPLIANCE_BINARY` names, to measure another
+/// build, e.g. one run under a heap profiler), or an exit with a hint to build it.
 pub fn appliance_binary_or_exit() -> PathBuf {
-    let binary = workspace_dir().join("target/release/obs-appliance");
+    let binary = std::env::var_os("OBS_APPLIANCE_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("target/release/obs-appliance"));
     if !binary.exists() {
         eprintln!("build the appliance first: cargo build --release -p obs-appliance");
         std::process::exit(2);

@@ -559,7 +559,7 @@ impl obs_rules::group::AlertNotifier for RuleAlerts {
                 labels: alert
                     .labels
                     .iter()
-                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .map(|label| (label.name.to_string(), label.value.to_string()))
                     .collect(),
                 annotations: alert.annotations.into_iter().collect(),
                 starts_at: Timestamp::from_unix_millis(alert.starts_at_ms),

@@ -79,7 +79,7 @@ fn opentelemetry_python_sdk_metrics_arrive_as_prometheus_series() {
                         .filter(|label| {
                             !label.name.starts_with("telemetry_sdk") && !label.name.starts_with("service_")
                         })
-                        .map(|label| (label.name.clone(), label.value.clone())),
+                        .map(|label| (label.name.to_string(), label.value.to_string())),
                 )
                 .unwrap();
             }

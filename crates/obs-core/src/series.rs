@@ -5,7 +5,11 @@
 //! the Unix epoch, `mint` and `maxt` are **inclusive**, series come sorted by their label sets,
 //! samples sorted by timestamp with unique timestamps, and label sets are sorted by name.
 
+use std::borrow::{Borrow, Cow};
+use std::collections::HashSet;
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::error::{Classify, ErrorKind};
 
@@ -16,9 +20,188 @@ pub const METRIC_NAME_LABEL: &str = "__name__";
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label {
     /// The label name.
-    pub name: String,
+    pub name: LabelStr,
     /// The label value, never empty inside a [`Labels`].
-    pub value: String,
+    pub value: LabelStr,
+}
+
+/// An immutable label name or value: a shared string, so that copies of a label set share
+/// their text (a clone costs a reference count, not an allocation) and the metrics head can
+/// keep one copy of each distinct string for all its series (see [`LabelInterner`]).
+/// Compares, orders, hashes and prints as the `str` it holds.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabelStr(Arc<str>);
+
+impl LabelStr {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for LabelStr {
+    fn default() -> LabelStr {
+        LabelStr(Arc::from(""))
+    }
+}
+
+impl Deref for LabelStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for LabelStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for LabelStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LabelStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for LabelStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for LabelStr {
+    fn from(text: String) -> LabelStr {
+        LabelStr(Arc::from(text))
+    }
+}
+
+impl From<&String> for LabelStr {
+    fn from(text: &String) -> LabelStr {
+        LabelStr(Arc::from(text.as_str()))
+    }
+}
+
+impl From<&str> for LabelStr {
+    fn from(text: &str) -> LabelStr {
+        LabelStr(Arc::from(text))
+    }
+}
+
+impl From<Box<str>> for LabelStr {
+    fn from(text: Box<str>) -> LabelStr {
+        LabelStr(Arc::from(text))
+    }
+}
+
+impl From<Cow<'_, str>> for LabelStr {
+    fn from(text: Cow<'_, str>) -> LabelStr {
+        LabelStr(Arc::from(text))
+    }
+}
+
+impl From<&LabelStr> for LabelStr {
+    fn from(text: &LabelStr) -> LabelStr {
+        text.clone()
+    }
+}
+
+impl From<LabelStr> for String {
+    fn from(text: LabelStr) -> String {
+        text.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for LabelStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for LabelStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for LabelStr {
+    fn eq(&self, other: &String) -> bool {
+        &*self.0 == other.as_str()
+    }
+}
+
+impl PartialEq<LabelStr> for str {
+    fn eq(&self, other: &LabelStr) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<LabelStr> for &str {
+    fn eq(&self, other: &LabelStr) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<LabelStr> for String {
+    fn eq(&self, other: &LabelStr) -> bool {
+        self.as_str() == &*other.0
+    }
+}
+
+/// One shared copy of every distinct label name and value of a set of label sets (the metrics
+/// head's series): [`LabelInterner::labels`] rebuilds a label set from those copies, so 100k
+/// series with the same names and few distinct values hold each string once.
+#[derive(Debug, Default)]
+pub struct LabelInterner {
+    strings: HashSet<LabelStr, foldhash::fast::RandomState>,
+}
+
+impl LabelInterner {
+    /// The shared copy of `text`, made on first sight.
+    pub fn intern(&mut self, text: &LabelStr) -> LabelStr {
+        if let Some(shared) = self.strings.get(text.as_str()) {
+            return shared.clone();
+        }
+        self.strings.insert(text.clone());
+        text.clone()
+    }
+
+    /// `labels` with every name and value replaced by its shared copy.
+    pub fn labels(&mut self, labels: &Labels) -> Labels {
+        Labels(
+            labels
+                .0
+                .iter()
+                .map(|label| Label {
+                    name: self.intern(&label.name),
+                    value: self.intern(&label.value),
+                })
+                .collect(),
+        )
+    }
+
+    /// Forgets strings no label set holds any more; returns how many.
+    pub fn purge_unused(&mut self) -> usize {
+        let before = self.strings.len();
+        self.strings.retain(|text| Arc::strong_count(&text.0) > 1);
+        before - self.strings.len()
+    }
+
+    /// Distinct strings held.
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    /// True when no string is held.
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
 }
 
 /// A label set: sorted by name, names unique and valid, no empty values (a label with an empty
@@ -81,8 +264,8 @@ impl Labels {
     /// refusing duplicates.
     pub fn from_pairs<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Labels, LabelError>
     where
-        N: Into<String>,
-        V: Into<String>,
+        N: Into<LabelStr>,
+        V: Into<LabelStr>,
     {
         let mut labels: Vec<Label> = Vec::new();
         for (name, value) in pairs {
@@ -105,10 +288,10 @@ impl Labels {
             }
             if name == METRIC_NAME_LABEL {
                 if !is_valid_metric_name(&value) {
-                    return Err(LabelError::InvalidMetricName(value));
+                    return Err(LabelError::InvalidMetricName(value.into()));
                 }
             } else if !is_valid_label_name(&name) {
-                return Err(LabelError::InvalidName(name));
+                return Err(LabelError::InvalidName(name.into()));
             }
             if value.is_empty() {
                 continue;
@@ -123,16 +306,17 @@ impl Labels {
         }
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(pair) = labels.windows(2).find(|pair| pair[0].name == pair[1].name) {
-            return Err(LabelError::Duplicate(pair[0].name.clone()));
+            return Err(LabelError::Duplicate(pair[0].name.to_string()));
         }
+        labels.shrink_to_fit();
         Ok(Labels(labels))
     }
 
     /// Like [`Labels::from_pairs`], and requires a metric name.
     pub fn series<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Labels, LabelError>
     where
-        N: Into<String>,
-        V: Into<String>,
+        N: Into<LabelStr>,
+        V: Into<LabelStr>,
     {
         let labels = Labels::from_pairs(pairs)?;
         if labels.metric_name().is_none() {
@@ -199,13 +383,13 @@ impl Labels {
             Ok(index) if value.is_empty() => {
                 labels.remove(index);
             }
-            Ok(index) => labels[index].value = value.to_owned(),
+            Ok(index) => labels[index].value = value.into(),
             Err(_) if value.is_empty() => {}
             Err(index) => labels.insert(
                 index,
                 Label {
-                    name: name.to_owned(),
-                    value: value.to_owned(),
+                    name: name.into(),
+                    value: value.into(),
                 },
             ),
         }
@@ -489,6 +673,54 @@ pub trait MetricsQuerier: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interned_label_sets_share_their_strings_and_unused_ones_are_purged() {
+        let mut interner = LabelInterner::default();
+        let pairs = [("__name__", "up"), ("job", "node"), ("instance", "a:9100")];
+        let first = interner.labels(&Labels::series(pairs).expect("valid"));
+        let second = interner.labels(&Labels::series(pairs).expect("valid"));
+        assert_eq!(first, second);
+        assert_eq!(interner.len(), 6);
+        for (a, b) in first.iter().zip(second.iter()) {
+            assert!(
+                std::ptr::eq(a.name.as_str(), b.name.as_str()),
+                "{} shared",
+                a.name
+            );
+            assert!(
+                std::ptr::eq(a.value.as_str(), b.value.as_str()),
+                "{} shared",
+                a.value
+            );
+        }
+        let other = interner.labels(&Labels::series([("__name__", "up"), ("job", "api")]).expect("valid"));
+        assert_eq!(interner.len(), 7, "only `api` is new");
+        drop(other);
+        assert_eq!(
+            interner.purge_unused(),
+            1,
+            "`api` is held by no label set any more"
+        );
+        drop((first, second));
+        assert_eq!(interner.purge_unused(), 6);
+        assert!(interner.is_empty());
+    }
+
+    #[test]
+    fn label_strings_compare_hash_and_print_as_their_text() {
+        use std::hash::BuildHasher;
+        let text = LabelStr::from("a\"b");
+        assert_eq!(text, "a\"b");
+        assert_eq!("a\"b", text);
+        assert_eq!(text, "a\"b".to_owned());
+        assert_eq!(format!("{text} {text:?}"), "a\"b \"a\\\"b\"");
+        let hasher = foldhash::fast::FixedState::with_seed(1);
+        assert_eq!(hasher.hash_one(&text), hasher.hash_one("a\"b"));
+        let (a, b) = (LabelStr::from("a"), LabelStr::from("b"));
+        assert!(a < b);
+        assert_eq!(String::from(text), "a\"b");
+    }
 
     #[test]
     fn label_sets_are_sorted_validated_and_round_trip() {

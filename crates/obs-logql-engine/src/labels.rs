@@ -443,7 +443,7 @@ impl LabelsBuilder {
     /// The stream labels still in the stream category.
     fn categorized_stream(&self) -> impl Iterator<Item = (String, String)> + '_ {
         self.base.iter().filter_map(move |label| {
-            if self.deleted.contains(&label.name)
+            if self.deleted.iter().any(|name| label.name == *name)
                 || self.has_in_category(&label.name, Category::Metadata)
                 || self.has_in_category(&label.name, Category::Parsed)
             {
@@ -452,8 +452,8 @@ impl LabelsBuilder {
             let value = self.added[Category::Stream as usize]
                 .iter()
                 .find(|(name, _)| *name == label.name)
-                .map_or_else(|| label.value.clone(), |(_, value)| value.clone());
-            Some((label.name.clone(), value))
+                .map_or_else(|| label.value.to_string(), |(_, value)| value.clone());
+            Some((label.name.to_string(), value))
         })
     }
 
@@ -471,7 +471,7 @@ impl LabelsBuilder {
             return (*self.base).clone();
         }
         self.base.filtered(|label| {
-            !(self.deleted.contains(&label.name)
+            !(self.deleted.iter().any(|name| label.name == *name)
                 || self.has_in_category(&label.name, Category::Metadata)
                 || self.has_in_category(&label.name, Category::Parsed))
         })
@@ -509,7 +509,7 @@ impl LabelsBuilder {
                 self.base
                     .iter()
                     .filter(|label| grouping.groups.is_empty() || listed(&label.name) != grouping.without)
-                    .map(|label| (label.name.clone(), label.value.clone())),
+                    .map(|label| (label.name.to_string(), label.value.to_string())),
             );
         }
         if grouping.groups.is_empty() {

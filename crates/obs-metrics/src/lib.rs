@@ -33,5 +33,6 @@
 pub mod chunk;
 pub mod otlp;
 pub mod remote_write;
+mod slots;
 pub mod store;
 mod walrec;

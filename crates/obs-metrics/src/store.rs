@@ -27,14 +27,19 @@ use std::time::Duration;
 use obs_core::Signal;
 use obs_core::error::{Classify, ErrorKind};
 use obs_core::partition::{DataLayout, DayPartitionDir, DiskPressure, Partition, PartitionSet};
-use obs_core::series::{Labels, Matcher, MetricMetadata, MetricsQuerier, SeriesSamples, StorageError};
+use obs_core::series::{
+    LabelInterner, LabelStr, Labels, METRIC_NAME_LABEL, Matcher, MetricMetadata, MetricsQuerier,
+    SeriesSamples, StorageError,
+};
 use obs_core::time::{Day, TimestampMs};
 use obs_core::wal::{Lsn, PendingAppend, Wal, WalError, WalOptions, WalReservation};
+
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use roaring::RoaringBitmap;
 
 use crate::chunk::{self, XorEncoder};
 use crate::remote_write::{self, InvalidSeries, RawRequest};
+use crate::slots::Slots;
 use crate::walrec;
 
 /// redb's page cache for the index (label sets and bounds of every series).
@@ -239,6 +244,16 @@ fn storage_error(path: &std::path::Path, err: impl std::fmt::Display) -> Metrics
     }
 }
 
+/// What a flush writes to the index for one series.
+#[derive(Debug)]
+struct SeriesRow {
+    id: u32,
+    /// The encoded label set, for a series not yet in the index.
+    labels: Option<Vec<u8>>,
+    /// Its first and last sample's timestamps.
+    bounds: (i64, i64),
+}
+
 /// A sealed chunk in memory, waiting for a flush.
 #[derive(Debug, Clone)]
 struct MemChunk {
@@ -259,8 +274,10 @@ struct SeriesState {
     out_of_order: BTreeMap<i64, u64>,
     min_ts: i64,
     max_ts: i64,
-    /// Bounds or labels changed since the last flush.
-    dirty: bool,
+    /// Bounds changed since the last flush.
+    bounds_dirty: bool,
+    /// Its labels are in the index (written once, by the first flush that sees the series).
+    in_index: bool,
     /// Its definition is in a durable log record or in the index.
     defined: bool,
 }
@@ -275,7 +292,8 @@ impl SeriesState {
             out_of_order: BTreeMap::new(),
             min_ts: i64::MAX,
             max_ts: i64::MIN,
-            dirty: true,
+            bounds_dirty: true,
+            in_index: false,
             defined: false,
         }
     }
@@ -354,7 +372,7 @@ impl SeriesState {
         }
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
-        self.dirty = true;
+        self.bounds_dirty = true;
         true
     }
 
@@ -434,13 +452,16 @@ struct Head {
     /// Hash of label bytes as sent (canonical order) -> series id: the allocation-free path.
     by_raw_hash: HashMap<u64, u32, foldhash::fast::RandomState>,
     raw_hasher: foldhash::fast::RandomState,
-    series: Vec<Option<SeriesState>>,
+    series: Slots<SeriesState>,
     /// Series per metric name.
-    per_metric: HashMap<String, usize, foldhash::fast::RandomState>,
+    per_metric: HashMap<LabelStr, usize, foldhash::fast::RandomState>,
+    /// The distinct label names and values of all series, shared by their label sets and the
+    /// postings.
+    strings: LabelInterner,
     /// Metric names already logged for a refusal (each is logged once).
     logged_refusals: std::collections::HashSet<(String, &'static str), foldhash::fast::RandomState>,
     /// label name -> label value -> series ids.
-    postings: BTreeMap<String, BTreeMap<String, RoaringBitmap>>,
+    postings: BTreeMap<LabelStr, BTreeMap<LabelStr, RoaringBitmap>>,
     all: RoaringBitmap,
 }
 
@@ -499,11 +520,13 @@ impl Head {
         }
     }
 
-    fn insert(&mut self, id: u32, state: SeriesState) {
-        if let Some(name) = state.labels.metric_name() {
-            *self.per_metric.entry(name.to_owned()).or_default() += 1;
-        }
+    fn insert(&mut self, id: u32, mut state: SeriesState) {
+        // One copy of each distinct name and value for all series.
+        state.labels = Arc::new(self.strings.labels(&state.labels));
         for label in state.labels.iter() {
+            if label.name == METRIC_NAME_LABEL {
+                *self.per_metric.entry(label.value.clone()).or_default() += 1;
+            }
             self.postings
                 .entry(label.name.clone())
                 .or_default()
@@ -513,11 +536,7 @@ impl Head {
         }
         self.all.insert(id);
         self.by_labels.insert(Arc::clone(&state.labels), id);
-        let index = id as usize;
-        if self.series.len() <= index {
-            self.series.resize_with(index + 1, || None);
-        }
-        self.series[index] = Some(state);
+        self.series.set(id as usize, state);
     }
 
     fn state(&self, id: u32) -> Option<&SeriesState> {
@@ -528,7 +547,7 @@ impl Head {
     fn matching(&self, matchers: &[Matcher]) -> RoaringBitmap {
         let mut result = self.all.clone();
         for matcher in matchers {
-            let values = self.postings.get(&matcher.name);
+            let values = self.postings.get(matcher.name.as_str());
             let mut with_matching_value = RoaringBitmap::new();
             let mut with_label = RoaringBitmap::new();
             if let Some(values) = values {
@@ -692,7 +711,8 @@ fn load_index(
         {
             (state.min_ts, state.max_ts) = range.value();
         }
-        state.dirty = false;
+        state.bounds_dirty = false;
+        state.in_index = true;
         state.defined = true;
         head.insert(id, state);
         report.indexed_series += 1;
@@ -1308,12 +1328,15 @@ impl MetricsStore {
         let mut value_bytes = Vec::new();
         let mut pairs = Vec::new();
         for (name, values) in &head.postings {
-            value_counts.push((name.clone(), values.len() as u64));
-            value_bytes.push((name.clone(), values.keys().map(|value| value.len() as u64).sum()));
+            value_counts.push((name.to_string(), values.len() as u64));
+            value_bytes.push((
+                name.to_string(),
+                values.keys().map(|value| value.len() as u64).sum(),
+            ));
             status.num_label_pairs += values.len() as u64;
             for (value, ids) in values {
-                if name == obs_core::series::METRIC_NAME_LABEL {
-                    by_metric.push((value.clone(), ids.len()));
+                if name == METRIC_NAME_LABEL {
+                    by_metric.push((value.to_string(), ids.len()));
                 }
                 pairs.push((format!("{name}={value}"), ids.len()));
             }
@@ -1364,7 +1387,7 @@ impl MetricsStore {
         // Copy what to write (chunks stay visible in memory until they are on disk).
         let mut by_day: BTreeMap<Day, Vec<(u32, MemChunk)>> = BTreeMap::new();
         let mut taken: Vec<(u32, usize)> = Vec::new();
-        let mut series_rows: Vec<(u32, Vec<u8>, (i64, i64))> = Vec::new();
+        let mut series_rows: Vec<SeriesRow> = Vec::new();
         {
             let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
             for (index, slot) in head.series.iter_mut().enumerate() {
@@ -1382,11 +1405,20 @@ impl MetricsStore {
                 if !state.sealed.is_empty() {
                     taken.push((id, state.sealed.len()));
                 }
-                if state.dirty {
-                    let mut encoded = Vec::new();
-                    state.labels.encode(&mut encoded);
-                    series_rows.push((id, encoded, (state.min_ts, state.max_ts)));
-                    state.dirty = false;
+                if state.bounds_dirty || !state.in_index {
+                    // Labels are written once; later flushes only move the bounds.
+                    let labels = (!state.in_index).then(|| {
+                        let mut encoded = Vec::new();
+                        state.labels.encode(&mut encoded);
+                        encoded
+                    });
+                    series_rows.push(SeriesRow {
+                        id,
+                        labels,
+                        bounds: (state.min_ts, state.max_ts),
+                    });
+                    state.bounds_dirty = false;
+                    state.in_index = true;
                 }
             }
         }
@@ -1407,9 +1439,10 @@ impl MetricsStore {
                 Ok(())
             }
             Err(err) => {
-                for (id, _, _) in series_rows {
-                    if let Some(Some(state)) = head.series.get_mut(id as usize) {
-                        state.dirty = true;
+                for row in series_rows {
+                    if let Some(Some(state)) = head.series.get_mut(row.id as usize) {
+                        state.bounds_dirty = true;
+                        state.in_index &= row.labels.is_none();
                     }
                 }
                 Err(err)
@@ -1420,7 +1453,7 @@ impl MetricsStore {
     fn write_flush(
         &self,
         by_day: &BTreeMap<Day, Vec<(u32, MemChunk)>>,
-        series_rows: &[(u32, Vec<u8>, (i64, i64))],
+        series_rows: &[SeriesRow],
     ) -> Result<Written, MetricsError> {
         let mut written = Written::default();
         // The index first: every series id found in a partition has its labels in the index,
@@ -1436,12 +1469,14 @@ impl MetricsStore {
                 let mut bounds = txn
                     .open_table(SERIES_BOUNDS)
                     .map_err(|err| storage_error(&path, err))?;
-                for (id, encoded, range) in series_rows {
-                    series
-                        .insert(*id, encoded.as_slice())
-                        .map_err(|err| storage_error(&path, err))?;
+                for row in series_rows {
+                    if let Some(encoded) = &row.labels {
+                        series
+                            .insert(row.id, encoded.as_slice())
+                            .map_err(|err| storage_error(&path, err))?;
+                    }
                     bounds
-                        .insert(*id, *range)
+                        .insert(row.id, row.bounds)
                         .map_err(|err| storage_error(&path, err))?;
                 }
             }
@@ -1672,7 +1707,12 @@ impl MetricsQuerier for MetricsStore {
         let names: BTreeSet<String> = self
             .matching_series(matchers, mint_ms, maxt_ms)
             .into_iter()
-            .flat_map(|(_, labels)| labels.iter().map(|label| label.name.clone()).collect::<Vec<_>>())
+            .flat_map(|(_, labels)| {
+                labels
+                    .iter()
+                    .map(|label| label.name.to_string())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         Ok(names.into_iter().collect())
     }

@@ -1288,10 +1288,12 @@ impl VectorMatcher<'_> {
 
 fn match_group(labels: &Labels, matching: Option<&LabelModifier>) -> Labels {
     match matching {
-        Some(LabelModifier::Include(on)) => labels.filtered(|label| on.labels.contains(&label.name)),
-        Some(LabelModifier::Exclude(ignoring)) => {
-            labels.filtered(|label| label.name != METRIC_NAME_LABEL && !ignoring.labels.contains(&label.name))
+        Some(LabelModifier::Include(on)) => {
+            labels.filtered(|label| on.labels.iter().any(|name| label.name == *name))
         }
+        Some(LabelModifier::Exclude(ignoring)) => labels.filtered(|label| {
+            label.name != METRIC_NAME_LABEL && !ignoring.labels.iter().any(|name| label.name == *name)
+        }),
         None => labels.without_metric_name(),
     }
 }
@@ -1312,9 +1314,11 @@ fn result_labels(
     };
     if one_to_one {
         labels = match matching {
-            Some(LabelModifier::Include(on)) => labels.filtered(|label| on.labels.contains(&label.name)),
+            Some(LabelModifier::Include(on)) => {
+                labels.filtered(|label| on.labels.iter().any(|name| label.name == *name))
+            }
             Some(LabelModifier::Exclude(ignoring)) => {
-                labels.filtered(|label| !ignoring.labels.contains(&label.name))
+                labels.filtered(|label| !ignoring.labels.iter().any(|name| label.name == *name))
             }
             None => labels,
         };

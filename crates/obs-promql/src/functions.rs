@@ -1332,10 +1332,12 @@ pub(crate) fn aggregate(
 /// The output label set of a sample's group.
 fn grouping_labels(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels {
     match modifier {
-        Some(LabelModifier::Include(by)) => labels.filtered(|label| by.labels.contains(&label.name)),
-        Some(LabelModifier::Exclude(without)) => {
-            labels.filtered(|label| label.name != METRIC_NAME_LABEL && !without.labels.contains(&label.name))
+        Some(LabelModifier::Include(by)) => {
+            labels.filtered(|label| by.labels.iter().any(|name| label.name == *name))
         }
+        Some(LabelModifier::Exclude(without)) => labels.filtered(|label| {
+            label.name != METRIC_NAME_LABEL && !without.labels.iter().any(|name| label.name == *name)
+        }),
         None => Labels::default(),
     }
 }

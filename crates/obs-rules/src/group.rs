@@ -438,7 +438,7 @@ impl Group {
             // `smpl.Metric.Map()` before it drops the name from the alert's labels).
             let label_map: BTreeMap<String, String> = sample_labels
                 .iter()
-                .map(|label| (label.name.clone(), label.value.clone()))
+                .map(|label| (label.name.to_string(), label.value.to_string()))
                 .collect();
             let expand = |text: &str| {
                 context
@@ -586,7 +586,7 @@ impl Group {
                 let matchers: Vec<Matcher> = alert
                     .labels
                     .iter()
-                    .map(|label| Matcher::equal(label.name.clone(), label.value.clone()))
+                    .map(|label| Matcher::equal(label.name.to_string(), label.value.to_string()))
                     .chain(std::iter::once(Matcher::equal(
                         METRIC_NAME_LABEL,
                         "ALERTS_FOR_STATE",
@@ -698,7 +698,7 @@ fn template_context(engine: &Engine, ts: i64) -> PrometheusContext {
             .map(|(labels, value)| obs_template::Sample {
                 labels: labels
                     .iter()
-                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .map(|label| (label.name.to_string(), label.value.to_string()))
                     .collect(),
                 value,
             })

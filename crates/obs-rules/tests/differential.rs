@@ -262,7 +262,7 @@ fn label(labels: &LabelSet, name: &str) -> Option<String> {
 fn label_set_of(labels: &Labels) -> LabelSet {
     labels
         .iter()
-        .map(|label| (label.name.clone(), label.value.clone()))
+        .map(|label| (label.name.to_string(), label.value.to_string()))
         .collect()
 }
 

@@ -765,7 +765,7 @@ fn flatten(samples: &[RefSample]) -> Vec<CapturedSample> {
             labels: sample
                 .labels
                 .iter()
-                .map(|label| (label.name.clone(), label.value.clone()))
+                .map(|label| (label.name.to_string(), label.value.to_string()))
                 .collect(),
             timestamp_ms: sample.timestamp_ms,
             value: sample.value,
@@ -816,7 +816,7 @@ fn replay(fixtures: &[Fixture], base_ms: i64) -> Vec<TargetRecord> {
                 let target_labels: BTreeMap<String, String> = target
                     .labels
                     .iter()
-                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .map(|label| (label.name.to_string(), label.value.to_string()))
                     .collect();
                 let mut cache = ScrapeCache::new();
                 let mut steps = Vec::new();

@@ -346,7 +346,12 @@ pub(crate) fn label_object(labels: &Labels) -> serde_json::Value {
     serde_json::Value::Object(
         labels
             .iter()
-            .map(|label| (label.name.clone(), serde_json::Value::from(label.value.as_str())))
+            .map(|label| {
+                (
+                    label.name.to_string(),
+                    serde_json::Value::from(label.value.as_str()),
+                )
+            })
             .collect(),
     )
 }

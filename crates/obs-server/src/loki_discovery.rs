@@ -332,7 +332,9 @@ fn volumes(store: &LogStore, params: &Params, step_ns: Option<i64>) -> Result<Vo
                     if target.is_empty() {
                         (*selected.stream).clone()
                     } else {
-                        selected.stream.filtered(|label| target.contains(&label.name))
+                        selected
+                            .stream
+                            .filtered(|label| target.iter().any(|name| label.name == *name))
                     }
                 })
                 .clone();

@@ -183,7 +183,12 @@ fn message(value: &QueryValue, sent: &mut HashSet<(i64, String, String)>) -> Opt
         let mut merged: std::collections::BTreeMap<String, serde_json::Value> = stream
             .labels
             .iter()
-            .map(|label| (label.name.clone(), serde_json::Value::from(label.value.as_str())))
+            .map(|label| {
+                (
+                    label.name.to_string(),
+                    serde_json::Value::from(label.value.as_str()),
+                )
+            })
             .collect();
         // Tail messages carry one label set per stream: structured metadata and parsed labels
         // of the stream's first entry are merged in, as Loki's tailer does per entry.

@@ -48,7 +48,7 @@ fn alert_json(alert: &Alert) -> AlertJson {
         labels: alert
             .labels
             .iter()
-            .map(|label| (label.name.clone(), label.value.clone()))
+            .map(|label| (label.name.to_string(), label.value.to_string()))
             .collect(),
         annotations: alert.annotations.clone(),
         state: alert.state.as_str(),

@@ -50,7 +50,7 @@ const NEVER: &str = "0001-01-01T00:00:00Z";
 fn labels_map(labels: &obs_core::series::Labels) -> BTreeMap<String, String> {
     labels
         .iter()
-        .map(|label| (label.name.clone(), label.value.clone()))
+        .map(|label| (label.name.to_string(), label.value.to_string()))
         .collect()
 }
 
