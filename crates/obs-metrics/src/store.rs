@@ -1405,8 +1405,10 @@ impl MetricsStore {
                 if !state.sealed.is_empty() {
                     taken.push((id, state.sealed.len()));
                 }
-                if state.bounds_dirty || !state.in_index {
-                    // Labels are written once; later flushes only move the bounds.
+                // Labels are written once. Bounds are written with the series' chunks: they
+                // need to cover what is on disk, and the log replays the samples after them
+                // (a checkpoint seals every open chunk, so it writes them all).
+                if !state.in_index || (state.bounds_dirty && !state.sealed.is_empty()) {
                     let labels = (!state.in_index).then(|| {
                         let mut encoded = Vec::new();
                         state.labels.encode(&mut encoded);
