@@ -29,6 +29,7 @@ pub mod disk;
 pub mod error;
 pub mod files;
 pub mod goregex;
+pub mod gostr;
 pub mod httpclient;
 pub mod limits;
 pub mod otlp;

@@ -458,77 +458,13 @@ impl<'a> Lexer<'a> {
 
     /// A double-quoted string with Go escapes; it may not span lines.
     fn quoted_string(&mut self) -> Tok {
-        let rest = self.rest();
-        let mut bytes: Vec<u8> = Vec::with_capacity(rest.len().min(64));
-        let mut chars = rest.char_indices().skip(1);
-        while let Some((index, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.pos += index + 1;
-                    return match String::from_utf8(bytes) {
-                        Ok(value) => Tok::Str(value),
-                        Err(_) => Tok::Error("invalid UTF-8 in string literal".to_owned()),
-                    };
-                }
-                '\n' => break,
-                '\\' => {
-                    let Some((_, escape)) = chars.next() else {
-                        break;
-                    };
-                    let mut push_char =
-                        |c: char| bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                    match escape {
-                        'a' => push_char('\x07'),
-                        'b' => push_char('\x08'),
-                        'f' => push_char('\x0c'),
-                        'n' => push_char('\n'),
-                        'r' => push_char('\r'),
-                        't' => push_char('\t'),
-                        'v' => push_char('\x0b'),
-                        '\\' => push_char('\\'),
-                        '"' => push_char('"'),
-                        '0'..='7' => {
-                            let mut value = escape.to_digit(8).unwrap_or_default();
-                            for _ in 0..2 {
-                                match chars.next().and_then(|(_, d)| d.to_digit(8)) {
-                                    Some(digit) => value = value * 8 + digit,
-                                    None => return Tok::Error("invalid char escape".to_owned()),
-                                }
-                            }
-                            match u8::try_from(value) {
-                                Ok(byte) => bytes.push(byte),
-                                Err(_) => return Tok::Error("invalid char escape".to_owned()),
-                            }
-                        }
-                        'x' | 'u' | 'U' => {
-                            let digits = match escape {
-                                'x' => 2,
-                                'u' => 4,
-                                _ => 8,
-                            };
-                            let mut value: u32 = 0;
-                            for _ in 0..digits {
-                                match chars.next().and_then(|(_, d)| d.to_digit(16)) {
-                                    Some(digit) => value = value * 16 + digit,
-                                    None => return Tok::Error("invalid char escape".to_owned()),
-                                }
-                            }
-                            if escape == 'x' {
-                                bytes.push(u8::try_from(value).unwrap_or_default());
-                            } else {
-                                match char::from_u32(value) {
-                                    Some(decoded) => push_char(decoded),
-                                    None => return Tok::Error("invalid char escape".to_owned()),
-                                }
-                            }
-                        }
-                        _ => return Tok::Error("invalid char escape".to_owned()),
-                    }
-                }
-                other => bytes.extend_from_slice(other.encode_utf8(&mut [0; 4]).as_bytes()),
+        match obs_core::gostr::unquote_prefix(self.rest()) {
+            Ok((value, len)) => {
+                self.pos += len;
+                Tok::Str(value)
             }
+            Err(message) => Tok::Error(message.to_owned()),
         }
-        Tok::Error("literal not terminated".to_owned())
     }
 }
 
