@@ -38,6 +38,9 @@ pub(crate) struct Config {
     /// The log store: ingest limits, correlation keys, Loki 3's label discovery.
     #[serde(default)]
     pub(crate) logs: LogsConfig,
+    /// The span store and the span metrics generated from it.
+    #[serde(default)]
+    pub(crate) traces: TracesConfig,
     /// Logging.
     #[serde(default)]
     pub(crate) log: LogConfig,
@@ -551,6 +554,50 @@ impl Default for LogsConfig {
     }
 }
 
+/// `traces:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TracesConfig {
+    /// How often spans move from memory into the day indexes (they are queryable at once
+    /// either way; this bounds the write-ahead log and the memory held).
+    #[serde(default = "default_traces_flush_interval")]
+    pub(crate) flush_interval: PromDuration,
+    /// Generate Tempo's span metrics (`traces_spanmetrics_*`) into the metrics store.
+    #[serde(default = "default_true")]
+    pub(crate) span_metrics: bool,
+    /// Generate Tempo's service graph (`traces_service_graph_*`) into the metrics store.
+    #[serde(default = "default_true")]
+    pub(crate) service_graph: bool,
+    /// Span or resource attributes added as labels to the span metrics (never the
+    /// correlation keys: they would make a series per run).
+    #[serde(default)]
+    pub(crate) span_metrics_dimensions: Vec<String>,
+    /// How often the generated series are written to the metrics store (Tempo's
+    /// `collection_interval`).
+    #[serde(default = "default_metrics_collection_interval")]
+    pub(crate) metrics_collection_interval: PromDuration,
+}
+
+fn default_metrics_collection_interval() -> PromDuration {
+    PromDuration::from_secs(15)
+}
+
+fn default_traces_flush_interval() -> PromDuration {
+    PromDuration::from_secs(10)
+}
+
+impl Default for TracesConfig {
+    fn default() -> TracesConfig {
+        TracesConfig {
+            flush_interval: default_traces_flush_interval(),
+            span_metrics: true,
+            service_graph: true,
+            span_metrics_dimensions: Vec::new(),
+            metrics_collection_interval: default_metrics_collection_interval(),
+        }
+    }
+}
+
 /// `limits:`.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -952,6 +999,35 @@ impl Config {
         }
         if self.storage.path.as_os_str().is_empty() {
             return Err(invalid("storage.path".to_owned(), "must not be empty".to_owned()));
+        }
+        for (index, dimension) in self.traces.span_metrics_dimensions.iter().enumerate() {
+            if self
+                .metrics
+                .denied_labels
+                .iter()
+                .any(|denied| denied == dimension)
+            {
+                return Err(invalid(
+                    format!("traces.span_metrics_dimensions[{index}]"),
+                    format!(
+                        "{dimension} is a correlation key (metrics.denied_labels): as a label it would make a series per value; find it in traces and logs instead"
+                    ),
+                ));
+            }
+        }
+        for (key, interval) in [
+            ("traces.flush_interval", self.traces.flush_interval),
+            (
+                "traces.metrics_collection_interval",
+                self.traces.metrics_collection_interval,
+            ),
+        ] {
+            if interval.as_std() < Duration::from_secs(1) {
+                return Err(invalid(
+                    key.to_owned(),
+                    format!("{interval} is too short; use at least 1s"),
+                ));
+            }
         }
         if self.storage.wal.segment_size < ByteSize::mib(1) {
             return Err(invalid(

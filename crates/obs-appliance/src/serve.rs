@@ -6,7 +6,6 @@
 //! `/-/ready` says 503) while the write-ahead logs replay; `/-/ready` turns 200 when they are
 //! done.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,14 +14,15 @@ use std::time::{Duration, Instant};
 
 use obs_core::Signal;
 use obs_core::limits::Limits;
-use obs_core::partition::{DataLayout, DayPartitionDir, PartitionSet, RetentionManager, RetentionPolicy};
+use obs_core::partition::{DataLayout, PartitionSet, RetentionManager, RetentionPolicy};
 use obs_core::time::TimestampMs;
-use obs_core::wal::{Wal, WalOptions};
+use obs_core::wal::WalOptions;
 use obs_logs::model::EntryLimits;
 use obs_logs::store::{LogStore, LogsOptions};
 use obs_metrics::store::{MetricsOptions, MetricsStore};
 use obs_server::listener::{self, BoundListener};
 use obs_server::{AppState, BuildInfo};
+use obs_traces::store::{TraceStore, TracesOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::EXIT_MISCONFIGURED;
@@ -146,10 +146,6 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     let mut server = tokio::spawn(listener::serve(prepared.listeners, mux, shutdown.clone()));
 
     let layout = prepared.layout.clone();
-    let other_wals: Vec<(Signal, WalOptions)> = [Signal::Traces]
-        .into_iter()
-        .map(|signal| (signal, wal_options(signal, &config)))
-        .collect();
     let metrics_options = MetricsOptions {
         retention: config.retention(Signal::Metrics),
         out_of_order_window: config.metrics.out_of_order_window.as_std(),
@@ -173,6 +169,11 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         wal: wal_options(Signal::Logs, &config),
         ..LogsOptions::default()
     };
+    let traces_options = TracesOptions {
+        retention: config.retention(Signal::Traces),
+        wal: wal_options(Signal::Traces, &config),
+        ..TracesOptions::default()
+    };
     let opened = tokio::task::spawn_blocking(move || {
         let (store, report) = MetricsStore::open(&layout, metrics_options).map_err(|err| err.to_string())?;
         tracing::info!(
@@ -190,10 +191,17 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
             corruptions = logs_report.wal_corruptions,
             "log store opened"
         );
-        let wals = open_wals(&layout, other_wals)?;
-        Ok::<_, String>((Arc::new(store), Arc::new(logs), wals))
+        let (traces, traces_report) =
+            TraceStore::open(&layout, traces_options).map_err(|err| err.to_string())?;
+        tracing::info!(
+            replayed_records = traces_report.replayed_records,
+            replayed_spans = traces_report.replayed_spans,
+            corruptions = traces_report.wal_corruptions,
+            "span store opened"
+        );
+        Ok::<_, String>((Arc::new(store), Arc::new(logs), Arc::new(traces)))
     });
-    let (metrics, logs, wals) = match opened.await {
+    let (metrics, logs, traces) = match opened.await {
         Ok(Ok(opened)) => opened,
         Ok(Err(err)) => {
             tracing::error!(error = %err, "cannot open the write-ahead logs");
@@ -228,6 +236,21 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     );
     state.attach_metrics(Arc::clone(&metrics));
     state.attach_logs(Arc::clone(&logs));
+    state.attach_traces(Arc::clone(&traces));
+    let span_metrics = match span_metrics_generator(&config) {
+        Ok(generator) => generator,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the span metrics generator");
+            shutdown.cancel();
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(generator) = &span_metrics {
+        let sink = Arc::clone(generator);
+        state.set_span_sink(obs_server::SpanSink(Arc::new(move |docs| {
+            feed_span_metrics(&sink, docs)
+        })));
+    }
     let scrape = obs_scrape::manager::ScrapeManager::new(Arc::clone(&metrics));
     let rules = obs_rules::manager::RuleManager::new(Arc::clone(&metrics), state.query_options());
     rules.set_log_querier(obs_server::log_rule_querier(
@@ -286,14 +309,29 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
         &prepared.layout,
         Arc::clone(&metrics),
         Arc::clone(&logs),
+        Arc::clone(&traces),
     ));
     metrics.set_disk_pressure(retention.pressure());
     logs.set_disk_pressure(retention.pressure());
+    traces.set_disk_pressure(retention.pressure());
     let retention_task = tokio::spawn(run_retention(Arc::clone(&retention), shutdown.clone()));
     let maintenance_task = tokio::spawn(run_metrics_maintenance(Arc::clone(&metrics), shutdown.clone()));
     let logs_task = tokio::spawn(run_logs_maintenance(
         Arc::clone(&logs),
         config.logs.flush_interval.as_std(),
+        shutdown.clone(),
+    ));
+    let span_metrics_task = span_metrics.map(|generator| {
+        tokio::spawn(run_span_metrics(
+            generator,
+            Arc::clone(&metrics),
+            config.traces.metrics_collection_interval.as_std(),
+            shutdown.clone(),
+        ))
+    });
+    let traces_task = tokio::spawn(run_traces_maintenance(
+        Arc::clone(&traces),
+        config.traces.flush_interval.as_std(),
         shutdown.clone(),
     ));
 
@@ -323,6 +361,17 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     retention_task.abort();
     maintenance_task.abort();
     logs_task.abort();
+    traces_task.abort();
+    if let Some(task) = span_metrics_task {
+        task.abort();
+    }
+    match flush_traces(&traces).await {
+        Ok(()) => tracing::info!("span store flushed"),
+        Err(err) => {
+            tracing::error!(error = %err, "span store flush at shutdown failed; the write-ahead log keeps the data")
+        }
+    }
+    traces.close_wal();
     match flush_logs(&logs).await {
         Ok(()) => tracing::info!("log store flushed"),
         Err(err) => {
@@ -338,13 +387,6 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
             tracing::error!(error = %err, "metrics store checkpoint at shutdown failed; the write-ahead log keeps the data")
         }
     }
-    let _ = tokio::task::spawn_blocking(move || {
-        for (signal, wal) in &wals {
-            wal.close();
-            tracing::info!(signal = %signal, "write-ahead log closed");
-        }
-    })
-    .await;
     tracing::info!("stopped");
     exit
 }
@@ -357,36 +399,14 @@ fn wal_options(signal: Signal, config: &Config) -> WalOptions {
     }
 }
 
-/// The write-ahead logs of the signals whose stores are not built yet: replay still verifies
-/// and repairs them.
-fn open_wals(layout: &DataLayout, logs: Vec<(Signal, WalOptions)>) -> Result<BTreeMap<Signal, Wal>, String> {
-    let mut wals = BTreeMap::new();
-    for (signal, options) in logs {
-        let started = Instant::now();
-        let (wal, report) =
-            Wal::open(&layout.wal_dir(signal), options, |_, _| Ok(())).map_err(|err| err.to_string())?;
-        tracing::info!(
-            signal = %signal,
-            segments = report.segments,
-            records = report.records,
-            bytes = report.payload_bytes,
-            corruptions = report.corruptions.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "write-ahead log replayed"
-        );
-        wals.insert(signal, wal);
-    }
-    Ok(wals)
-}
-
 fn retention_manager(
     config: &Config,
     layout: &DataLayout,
     metrics: Arc<MetricsStore>,
     logs: Arc<LogStore>,
+    traces: Arc<TraceStore>,
 ) -> RetentionManager {
-    let traces = DayPartitionDir::new(Signal::Traces, layout.signal_dir(Signal::Traces));
-    let sets: Vec<Arc<dyn PartitionSet>> = vec![metrics, logs, Arc::new(traces)];
+    let sets: Vec<Arc<dyn PartitionSet>> = vec![metrics, logs, traces];
     let retention = Signal::ALL
         .iter()
         .map(|&signal| (signal, config.retention(signal)))
@@ -474,6 +494,124 @@ async fn run_logs_maintenance(store: Arc<LogStore>, interval: Duration, shutdown
 
 /// A log flush, its blocking half off the async threads.
 async fn flush_logs(store: &Arc<LogStore>) -> Result<(), String> {
+    let rotated_at = store.begin_flush().await.map_err(|err| err.to_string())?;
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || store.finish_flush(rotated_at))
+        .await
+        .map_err(|err| err.to_string())?
+        .map_err(|err| err.to_string())
+}
+
+type SharedGenerator = Arc<std::sync::Mutex<obs_traces::spanmetrics::Generator>>;
+
+/// The span-metrics and service-graph generator the configuration asks for, if any.
+fn span_metrics_generator(config: &Config) -> Result<Option<SharedGenerator>, String> {
+    if !config.traces.span_metrics && !config.traces.service_graph {
+        return Ok(None);
+    }
+    let generator = obs_traces::spanmetrics::Generator::new(obs_traces::spanmetrics::GeneratorOptions {
+        span_metrics: config.traces.span_metrics,
+        service_graph: config.traces.service_graph,
+        dimensions: config.traces.span_metrics_dimensions.clone(),
+        ..obs_traces::spanmetrics::GeneratorOptions::default()
+    })
+    .map_err(|err| err.to_string())?;
+    Ok(Some(Arc::new(std::sync::Mutex::new(generator))))
+}
+
+/// Feeds stored spans to the generator, trace by trace.
+fn feed_span_metrics(generator: &SharedGenerator, docs: &[obs_traces::record::SpanDoc]) {
+    let mut by_trace: std::collections::BTreeMap<[u8; 16], Vec<obs_traces::record::SpanDoc>> =
+        std::collections::BTreeMap::new();
+    for doc in docs {
+        by_trace.entry(doc.trace_id).or_default().push(doc.clone());
+    }
+    let now_ms = TimestampMs::now().0;
+    for (trace_id, docs) in by_trace {
+        match obs_traces::record::to_model_spans(&docs) {
+            Ok(spans) => generator
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .observe(trace_id, &spans, now_ms),
+            Err(err) => tracing::warn!(error = %err, "a stored span could not be read for span metrics"),
+        }
+    }
+}
+
+/// Writes the generator's series into the metrics store every `interval`.
+async fn run_span_metrics(
+    generator: SharedGenerator,
+    metrics: Arc<MetricsStore>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let now = TimestampMs::now();
+        // With each new series' zero start sample, as Tempo writes it, so that `rate()` and
+        // `increase()` count its first requests.
+        let collected = generator
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .collect_samples(now.0);
+        if collected.is_empty() {
+            continue;
+        }
+        let mut by_series: std::collections::BTreeMap<obs_core::series::Labels, Vec<(i64, f64)>> =
+            std::collections::BTreeMap::new();
+        for sample in collected {
+            by_series
+                .entry(sample.labels)
+                .or_default()
+                .push((sample.timestamp_ms, sample.value));
+        }
+        let batch: Vec<obs_core::series::SeriesSamples> = by_series
+            .into_iter()
+            .map(|(labels, mut samples)| {
+                samples.sort_by_key(|(ts, _)| *ts);
+                samples.dedup_by_key(|(ts, _)| *ts);
+                obs_core::series::SeriesSamples { labels, samples }
+            })
+            .collect();
+        match metrics.append(batch, now).await {
+            Ok(outcome) if !outcome.rejected.is_empty() => tracing::warn!(
+                rejected = outcome.rejected.len(),
+                first = %outcome.rejected[0],
+                "span metrics samples refused by the metrics store"
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "span metrics could not be written"),
+        }
+    }
+}
+
+/// Moves the span head into the day indexes every `interval`, or sooner when it grows large.
+async fn run_traces_maintenance(store: Arc<TraceStore>, interval: Duration, shutdown: CancellationToken) {
+    let tick = Duration::from_secs(1).min(interval);
+    let mut since_flush = Duration::ZERO;
+    loop {
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(tick) => {}
+            () = store.flush_requested() => {}
+        }
+        since_flush += started.elapsed();
+        if since_flush < interval && !store.wants_flush() {
+            continue;
+        }
+        since_flush = Duration::ZERO;
+        if let Err(err) = flush_traces(&store).await {
+            tracing::error!(error = %err, "span flush failed; retrying at the next one");
+        }
+    }
+}
+
+/// A span flush, its blocking half off the async threads.
+async fn flush_traces(store: &Arc<TraceStore>) -> Result<(), String> {
     let rotated_at = store.begin_flush().await.map_err(|err| err.to_string())?;
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || store.finish_flush(rotated_at))

@@ -205,7 +205,9 @@ fn sigterm_shuts_down_cleanly_and_a_restart_replays_cleanly() {
         "no clean exit within 10s:\n{log}"
     );
     assert!(log.contains("shutting down signal=\"SIGTERM\""), "{log}");
-    assert!(log.contains("write-ahead log closed"), "{log}");
+    assert!(log.contains("log store flushed"), "{log}");
+    assert!(log.contains("span store flushed"), "{log}");
+    assert!(log.contains("metrics store checkpointed and closed"), "{log}");
     assert!(log.contains("stopped"), "{log}");
 
     let mut again = Appliance::start(dir.path(), &[]);

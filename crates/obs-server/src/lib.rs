@@ -4,7 +4,7 @@
 //! `application/grpc` go to the gRPC services (tonic; OTLP and the standard gRPC health
 //! service), everything else to the HTTP routers (axum): the operational endpoints
 //! (`/-/healthy`, `/-/ready`, `/metrics`) and one module per compatible external API
-//! (`prometheus_api`, `otlp_api`, `loki_api`, `alertmanager_api`, later `tempo_api`). Their
+//! (`prometheus_api`, `otlp_api`, `loki_api`, `alertmanager_api`, `tempo_api`). Their
 //! paths do not collide, so a single port is enough; the classic ports are extra listeners
 //! serving the same [`Mux`].
 //!
@@ -35,6 +35,7 @@ mod mux;
 mod ops;
 mod otlp_api;
 pub mod prometheus_api;
+mod tempo_api;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -118,6 +119,23 @@ struct StateInner {
     metrics: std::sync::OnceLock<Arc<obs_metrics::store::MetricsStore>>,
     /// The log store, once it has replayed its write-ahead log.
     logs: std::sync::OnceLock<Arc<obs_logs::store::LogStore>>,
+    /// The span store, once it has replayed its write-ahead log.
+    traces: std::sync::OnceLock<Arc<obs_traces::store::TraceStore>>,
+    /// Spans handed to the span-metrics and service-graph generator after they are stored.
+    span_sink: std::sync::OnceLock<SpanSink>,
+}
+
+/// Receives the spans of each stored export (the span-metrics generator).
+#[derive(Clone)]
+pub struct SpanSink(pub Arc<SpanSinkFn>);
+
+/// What a [`SpanSink`] calls with the spans of each stored export.
+pub type SpanSinkFn = dyn Fn(&[obs_traces::record::SpanDoc]) + Send + Sync;
+
+impl std::fmt::Debug for SpanSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpanSink")
+    }
 }
 
 impl AppState {
@@ -141,6 +159,8 @@ impl AppState {
                 prometheus_view: std::sync::RwLock::new(("15d".to_owned(), "global: {}\n".to_owned())),
                 metrics: std::sync::OnceLock::new(),
                 logs: std::sync::OnceLock::new(),
+                traces: std::sync::OnceLock::new(),
+                span_sink: std::sync::OnceLock::new(),
                 scrape: std::sync::OnceLock::new(),
                 rules: std::sync::OnceLock::new(),
                 alertmanager: std::sync::OnceLock::new(),
@@ -186,6 +206,26 @@ impl AppState {
     /// The log store, when attached.
     pub fn logs(&self) -> Option<&Arc<obs_logs::store::LogStore>> {
         self.inner.logs.get()
+    }
+
+    /// Serves the span store from now on.
+    pub fn attach_traces(&self, store: Arc<obs_traces::store::TraceStore>) {
+        let _ = self.inner.traces.set(store);
+    }
+
+    /// The span store, when attached.
+    pub fn traces(&self) -> Option<&Arc<obs_traces::store::TraceStore>> {
+        self.inner.traces.get()
+    }
+
+    /// Hands every stored span to `sink` from now on (span metrics and service graph).
+    pub fn set_span_sink(&self, sink: SpanSink) {
+        let _ = self.inner.span_sink.set(sink);
+    }
+
+    /// Where stored spans go after they are acknowledged, if anywhere.
+    pub(crate) fn span_sink(&self) -> Option<&SpanSink> {
+        self.inner.span_sink.get()
     }
 
     /// Sets how OTLP metrics are converted.
@@ -331,6 +371,7 @@ pub fn router(state: AppState) -> Mux {
         .merge(alertmanager_api::routes())
         .merge(otlp_api::routes())
         .merge(loki_api::routes())
+        .merge(tempo_api::routes())
         .fallback(ops::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.limits().max_request_body_bytes,
@@ -346,6 +387,7 @@ pub fn router(state: AppState) -> Mux {
             state.clone(),
         ))
         .add_service(otlp_api::ExportGrpc::<otlp_api::LogsExport>::new(state.clone()))
+        .add_service(otlp_api::ExportGrpc::<otlp_api::TracesExport>::new(state.clone()))
         .into_axum_router()
         .layer(axum::middleware::from_fn(http_metrics::track));
     http_metrics::register_build_info(state.build());

@@ -1,10 +1,11 @@
 //! OTLP receivers: HTTP (`POST /v1/metrics`, also under `/otlp` and `/api/v1/otlp` as Loki
-//! and Prometheus serve it; `POST /v1/logs` and `/otlp/v1/logs`) and gRPC (the metrics and
-//! logs collector services' `Export` on every listener).
+//! and Prometheus serve it; `POST /v1/logs` and `/otlp/v1/logs`; `POST /v1/traces` and
+//! `/otlp/v1/traces`) and gRPC (the metrics, logs and trace collector services' `Export` on
+//! every listener).
 //!
 //! HTTP bodies are protobuf (`application/x-protobuf`) or JSON (`application/json`, the OTLP
 //! JSON mapping: lowerCamelCase keys, 64-bit integers as strings or numbers, enums as numbers
-//! or names), optionally gzip / deflate / zstd compressed; the answer is in the request's
+//! or names, trace and span ids in hex or, leniently, base64), optionally gzip / deflate / zstd compressed; the answer is in the request's
 //! content type. 200 carries `partial_success` when some data points were refused (the
 //! message says why); 400 for a body that does not decode (never retried by exporters), 413
 //! over the size limits, 415 for another content type, 429 / 503 with `Retry-After` when the
@@ -33,6 +34,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 
 use crate::AppState;
@@ -48,6 +52,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/otlp/v1/metrics", post(export_metrics_http))
         .route("/v1/logs", post(export_logs_http))
         .route("/otlp/v1/logs", post(export_logs_http))
+        .route("/v1/traces", post(export_traces_http))
+        .route("/otlp/v1/traces", post(export_traces_http))
 }
 
 /// The body encodings of OTLP over HTTP.
@@ -134,6 +140,7 @@ where
                 )
             })?;
             lenient_enums(&mut value, 0);
+            lenient_ids(&mut value, 0);
             serde_json::from_value(value).map_err(|err| {
                 ApiError::new(
                     family,
@@ -298,6 +305,60 @@ async fn export_metrics(
     })
 }
 
+/// Ids sent in base64 (the generic protobuf JSON mapping some exporters use) instead of the
+/// hex OTLP specifies become hex.
+fn lenient_ids(value: &mut serde_json::Value, depth: usize) {
+    if depth > 256 {
+        return;
+    }
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                let bytes = match key.as_str() {
+                    "traceId" => 16,
+                    "spanId" | "parentSpanId" => 8,
+                    _ => {
+                        lenient_ids(field, depth + 1);
+                        continue;
+                    }
+                };
+                if let serde_json::Value::String(text) = field
+                    && !(text.len() == bytes * 2 && text.bytes().all(|byte| byte.is_ascii_hexdigit()))
+                    && let Some(decoded) = base64_decode(text).filter(|decoded| decoded.len() == bytes)
+                {
+                    *text = obs_traces::record::hex(&decoded);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| lenient_ids(item, depth + 1)),
+        _ => {}
+    }
+}
+
+/// Standard or URL-safe base64, padded or not.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for byte in text.trim_end_matches('=').bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    Some(out)
+}
+
 /// One OTLP `Export` service: its gRPC name, messages and handler.
 pub(crate) trait ExportService: Send + Sync + 'static {
     /// The gRPC service name.
@@ -335,6 +396,20 @@ impl ExportService for LogsExport {
 
     fn export(state: AppState, request: Self::Request) -> BoxFuture<Self::Response, (ErrorKind, String)> {
         Box::pin(async move { export_logs(&state, request).await })
+    }
+}
+
+/// The trace collector service.
+#[derive(Debug)]
+pub(crate) struct TracesExport;
+
+impl ExportService for TracesExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    type Request = ExportTraceServiceRequest;
+    type Response = ExportTraceServiceResponse;
+
+    fn export(state: AppState, request: Self::Request) -> BoxFuture<Self::Response, (ErrorKind, String)> {
+        Box::pin(async move { export_traces(&state, request).await })
     }
 }
 
@@ -482,6 +557,88 @@ async fn export_logs(
     })
 }
 
+async fn export_traces_http(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let encoding = match Encoding::of(&headers) {
+        Ok(encoding) => encoding,
+        Err(message) => {
+            return ApiError::new(ApiFamily::OtlpProtobuf, ErrorKind::UnsupportedMediaType, message)
+                .into_response();
+        }
+    };
+    let request: ExportTraceServiceRequest = match decode_body(&state, &headers, &body, encoding) {
+        Ok(request) => request,
+        Err(err) => return err.into_response(),
+    };
+    match export_traces(&state, request).await {
+        Ok(response) => encode_response(encoding, &response),
+        Err((kind, message)) => ApiError::new(encoding.family(), kind, message).into_response(),
+    }
+}
+
+/// Checks, stores and hands to the span sink the spans of an export: how many were stored
+/// and why the others were refused. Returns once the stored ones are durable.
+pub(crate) async fn store_spans(
+    state: &AppState,
+    request: &ExportTraceServiceRequest,
+) -> Result<(u64, Vec<String>), (ErrorKind, String)> {
+    let Some(store) = state.traces() else {
+        return Err((
+            ErrorKind::Unavailable,
+            "starting up: the span store is replaying its write-ahead log".to_owned(),
+        ));
+    };
+    let converted = obs_traces::otlp::convert(request, &obs_traces::otlp::SpanLimits::default());
+    let mut refused = converted.rejected;
+    let sink = state.span_sink().cloned();
+    let for_sink = sink.as_ref().map(|_| converted.spans.clone());
+    let outcome = store
+        .append(converted.spans, TimestampMs::now())
+        .await
+        .map_err(|err| (err.kind(), err.client_message()))?;
+    if let (Some(sink), Some(spans)) = (sink, for_sink) {
+        // Only what was stored counts: refused spans (too old, too new) are left out.
+        if outcome.refused.is_empty() {
+            (sink.0)(&spans);
+        } else {
+            let now = TimestampMs::now().0.max(0) as u64 * 1_000_000;
+            let oldest = now.saturating_sub(store.options().retention.as_nanos() as u64);
+            let newest = now.saturating_add(store.options().future_tolerance.as_nanos() as u64);
+            let kept: Vec<_> = spans
+                .into_iter()
+                .filter(|doc| doc.start_ns >= oldest && doc.start_ns <= newest)
+                .collect();
+            (sink.0)(&kept);
+        }
+    }
+    refused.extend(outcome.refused);
+    Ok((outcome.accepted, refused))
+}
+
+/// Converts, stores and answers one trace export; errors as their kind and message.
+async fn export_traces(
+    state: &AppState,
+    request: ExportTraceServiceRequest,
+) -> Result<ExportTraceServiceResponse, (ErrorKind, String)> {
+    let (_, refused) = store_spans(state, &request).await?;
+    drop(request);
+    if refused.is_empty() {
+        return Ok(ExportTraceServiceResponse {
+            partial_success: None,
+        });
+    }
+    let listed: Vec<&str> = refused.iter().take(LISTED_REFUSALS).map(String::as_str).collect();
+    let mut error_message = listed.join("; ");
+    if refused.len() > listed.len() {
+        error_message.push_str(&format!("; and {} more", refused.len() - listed.len()));
+    }
+    Ok(ExportTraceServiceResponse {
+        partial_success: Some(ExportTracePartialSuccess {
+            rejected_spans: refused.len() as i64,
+            error_message,
+        }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,5 +653,18 @@ mod tests {
             serde_json::json!({"sum": {"aggregationTemporality": 2},
                 "logs": [{"severityNumber": 15}, {"severityNumber": 9}], "kind": "other"})
         );
+    }
+
+    #[test]
+    fn base64_ids_become_hex() {
+        // 16 bytes 0x00..0x0f in base64, and an 8-byte span id.
+        let mut value = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+            {"traceId": "AAECAwQFBgcICQoLDA0ODw==", "spanId": "AQIDBAUGBwg=", "parentSpanId": "0102030405060708"}]}]}]});
+        lenient_ids(&mut value, 0);
+        let span = &value["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(span["traceId"], "000102030405060708090a0b0c0d0e0f");
+        assert_eq!(span["spanId"], "0102030405060708");
+        assert_eq!(span["parentSpanId"], "0102030405060708");
+        assert_eq!(base64_decode("!!"), None);
     }
 }

@@ -44,6 +44,41 @@ impl Classify for ParseError {
     }
 }
 
+/// Why a parsed query cannot be evaluated.
+///
+/// Messages are lowercase and meant for the user (Grafana shows them as they are).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// A metrics query was given to search, or a search to the metrics evaluator.
+    #[error("{0}")]
+    WrongQueryKind(&'static str),
+    /// A construct the engine does not run (`parent.` attributes, `compare()`, ...).
+    #[error("{0} is not supported")]
+    Unsupported(String),
+    /// A structural operator met more than one spanset on one side (Tempo's message).
+    #[error("spanset operators are not supported for multiple spansets per trace. consider using coalesce()")]
+    SpansetOperationMultiple,
+    /// The metrics time range or step is unusable.
+    #[error("invalid metrics range: {0}")]
+    InvalidRange(String),
+    /// A metrics query would produce more series than allowed.
+    #[error("metrics query exceeded the limit of {limit} series; narrow the query or its by() labels")]
+    TooManySeries {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl Classify for EvalError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            EvalError::TooManySeries { .. } => ErrorKind::TooLarge,
+            EvalError::SpansetOperationMultiple => ErrorKind::Execution,
+            _ => ErrorKind::BadInput,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,49 @@
 //! goyacc reports with a list of expected tokens are reported without it; type errors carry
 //! the position of the offending expression.
 //!
-//! This crate knows nothing about storage, evaluation or HTTP.
+//! The engine evaluates queries over the in-memory trace model of [`model`] ([`Trace`],
+//! [`Span`]): [`eval::search`] returns the spansets a search finds in one trace (with Tempo's
+//! type rules, structural operators, aggregates, `by()` and `coalesce()`), and
+//! [`eval::response_attributes`] the fields of a span a search response carries;
+//! [`metrics::MetricsEval`] turns the spans of many traces into TraceQL metrics series
+//! (`rate`, `*_over_time`, quantiles and histograms over Tempo's power-of-two buckets,
+//! `topk`, arithmetic between queries). Where the engine knowingly differs from Tempo is
+//! listed in those modules.
+//!
+//! This crate knows nothing about storage or HTTP: stores build [`Trace`]s and call the
+//! engine; the API crate renders its results as Tempo's JSON.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use obs_traceql::model::{Resource, Scope};
+//! use obs_traceql::{AttrValue, Span, SpanKind, Status, Trace, parse, search};
+//!
+//! let span = |id: u8, parent: u8, name: &str, status: Status, millis: u64| Span {
+//!     span_id: [id; 8],
+//!     parent_span_id: [parent; 8],
+//!     name: name.to_owned(),
+//!     kind: SpanKind::Internal,
+//!     status,
+//!     status_message: String::new(),
+//!     start_ns: 0,
+//!     end_ns: millis * 1_000_000,
+//!     attributes: vec![("agent".to_owned(), AttrValue::String("jarvis".to_owned()))],
+//!     resource: Arc::new(Resource::default()),
+//!     scope: Arc::new(Scope::default()),
+//!     events: Vec::new(),
+//!     links: Vec::new(),
+//! };
+//! let trace = Trace {
+//!     trace_id: [7; 16],
+//!     spans: vec![span(1, 0, "run", Status::Ok, 900), span(2, 1, "tool-call", Status::Error, 300)],
+//! };
+//! let query = parse(r#"{ name = "run" } > { status = error && .agent = "jarvis" } | count() = 1"#)?;
+//! let spansets = search(&query, &trace)?;
+//! assert_eq!(spansets.len(), 1);
+//! assert_eq!(spansets[0].spans, [1]);
+//! assert_eq!(spansets[0].attributes, [("count()".to_owned(), AttrValue::Int(1))]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! ```
 //! use obs_traceql::{ConditionTest, Intrinsic, Status, Static, parse};
@@ -74,7 +116,10 @@
 
 mod ast;
 mod error;
+pub mod eval;
 mod lexer;
+pub mod metrics;
+pub mod model;
 mod parser;
 mod print;
 
@@ -86,7 +131,10 @@ pub use ast::{
     SecondStage, SpanKind, SpansetExpr, SpansetFilter, SpansetOp, SpansetOperation, StagedMetrics, Static,
     StaticType, Status, UnaryExpr, UnaryOp,
 };
-pub use error::ParseError;
+pub use error::{EvalError, ParseError};
+pub use eval::{SpansetMatch, response_attributes, search};
+pub use metrics::{MetricsEval, Series};
+pub use model::{AttrValue, Span, Trace};
 pub use parser::{MAX_DEPTH, MAX_QUERY_BYTES};
 
 /// Parses and validates a TraceQL query (a search or a metrics query).
