@@ -299,6 +299,8 @@ enum Command {
         payload: Vec<u8>,
         reply: oneshot::Sender<Result<Lsn, WalError>>,
         _permit: OwnedSemaphorePermit,
+        /// Whether the appender waits for an fsync (see [`Wal::append_reserved_deferred`]).
+        durable: bool,
     },
     Rotate {
         reply: oneshot::Sender<Result<Lsn, WalError>>,
@@ -425,6 +427,7 @@ impl Wal {
             unsynced: false,
             last_sync: Instant::now(),
             buffer: Vec::with_capacity(1 << 20),
+            batch_durable: false,
         };
         let thread = std::thread::Builder::new()
             .name(format!("wal-{}", options.name))
@@ -471,6 +474,28 @@ impl Wal {
         reservation: WalReservation,
         payload: Vec<u8>,
     ) -> Result<PendingAppend, WalError> {
+        self.queue(reservation, payload, true)
+    }
+
+    /// Like [`Wal::append_reserved`], for a record nobody is waiting to see acknowledged (a
+    /// scrape's samples): the returned [`PendingAppend`] resolves once the record is written
+    /// to the operating system, and the fsync that makes it durable follows within
+    /// [`DEFERRED_SYNC_INTERVAL`] (or with the next durable append, whichever comes first). A
+    /// killed process loses nothing; a power loss may lose up to the interval of such records.
+    pub fn append_reserved_deferred(
+        &self,
+        reservation: WalReservation,
+        payload: Vec<u8>,
+    ) -> Result<PendingAppend, WalError> {
+        self.queue(reservation, payload, false)
+    }
+
+    fn queue(
+        &self,
+        reservation: WalReservation,
+        payload: Vec<u8>,
+        durable: bool,
+    ) -> Result<PendingAppend, WalError> {
         if payload.len() > MAX_RECORD_BYTES {
             return Err(WalError::RecordTooLarge {
                 len: payload.len(),
@@ -485,6 +510,7 @@ impl Wal {
             payload,
             reply,
             _permit: reservation.permit,
+            durable,
         })?;
         Ok(PendingAppend { receiver })
     }
@@ -594,7 +620,13 @@ struct SegmentWriter {
     unsynced: bool,
     last_sync: Instant,
     buffer: Vec<u8>,
+    /// The batch being built holds a record whose appender waits for its fsync.
+    batch_durable: bool,
 }
+
+/// The longest a record appended with [`Wal::append_reserved_deferred`] waits for its fsync
+/// under [`FsyncPolicy::Always`].
+pub const DEFERRED_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The writer drains at most this many bytes into one batch.
 const MAX_BATCH_BYTES: usize = 16 << 20;
@@ -605,6 +637,10 @@ impl SegmentWriter {
         loop {
             let wait = match (self.unsynced, self.fsync) {
                 (true, FsyncPolicy::Interval(interval)) => interval.saturating_sub(self.last_sync.elapsed()),
+                // Deferred records written but not yet synced.
+                (true, FsyncPolicy::Always) => {
+                    DEFERRED_SYNC_INTERVAL.saturating_sub(self.last_sync.elapsed())
+                }
                 _ => Duration::from_secs(3600),
             };
             let first = match receiver.recv_timeout(wait) {
@@ -624,7 +660,9 @@ impl SegmentWriter {
                         payload,
                         reply,
                         _permit,
+                        durable,
                     } => {
+                        self.batch_durable |= durable;
                         self.encode(&payload, &mut pending, reply);
                         // `_permit` drops here: the bytes are in our buffer now.
                     }
@@ -663,6 +701,7 @@ impl SegmentWriter {
         }
         let result = self.write_batch(pending.len() as u64);
         self.buffer.clear();
+        self.batch_durable = false;
         for append in pending.drain(..) {
             let _ = append.reply.send(result.clone().map(|()| append.lsn));
         }
@@ -705,7 +744,9 @@ impl SegmentWriter {
             .with_label_values(&[&self.shared.name])
             .inc_by(batch_len);
         match self.fsync {
-            FsyncPolicy::Always => self.sync(),
+            FsyncPolicy::Always if self.batch_durable => self.sync(),
+            // Only deferred records: the writer's loop syncs within DEFERRED_SYNC_INTERVAL.
+            FsyncPolicy::Always => Ok(()),
             FsyncPolicy::Interval(interval) => {
                 if self.last_sync.elapsed() >= interval {
                     self.sync()

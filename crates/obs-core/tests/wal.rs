@@ -250,6 +250,39 @@ fn interval_policy_acknowledges_without_an_fsync_per_append() {
     assert_eq!(report.records, 200);
 }
 
+#[test]
+fn deferred_appends_share_one_fsync_a_second_and_durable_ones_still_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let options = WalOptions::named("test");
+    let (wal, _, _) = open(dir.path(), options.clone());
+    // A durable append first: the next deferred ones find a recent fsync and wait for the
+    // deferred interval.
+    rt.block_on(wal.append(payload(0))).unwrap();
+    let synced = wal.stats().fsyncs;
+    for i in 1..100 {
+        let reservation = rt.block_on(wal.reserve(64)).unwrap();
+        let pending = wal.append_reserved_deferred(reservation, payload(i)).unwrap();
+        rt.block_on(pending.durable()).unwrap();
+    }
+    assert!(
+        wal.stats().fsyncs <= synced + 1,
+        "100 deferred appends answered without an fsync each: {:?}",
+        wal.stats()
+    );
+    // Within the interval the writer syncs them on its own.
+    std::thread::sleep(obs_core::wal::DEFERRED_SYNC_INTERVAL + Duration::from_millis(300));
+    assert!(wal.stats().fsyncs > synced, "{:?}", wal.stats());
+    // A durable append still gets its own fsync.
+    let before = wal.stats().fsyncs;
+    rt.block_on(wal.append(payload(100))).unwrap();
+    assert_eq!(wal.stats().fsyncs, before + 1);
+    wal.close();
+    let (_wal, report, records) = open(dir.path(), options);
+    assert_eq!(report.records, 101);
+    assert_eq!(records.values().nth(50), Some(&payload(50)));
+}
+
 const CHILD_DIR_ENV: &str = "OBS_WAL_KILL_TEST_DIR";
 const CHILD_RUN_ENV: &str = "OBS_WAL_KILL_TEST_RUN";
 

@@ -645,9 +645,18 @@ struct Accepted {
 }
 
 impl Accepted {
+    /// Room for `series` series without growing.
+    fn with_capacity(series: usize) -> Accepted {
+        Accepted {
+            by_series: Vec::with_capacity(series),
+            index: HashMap::with_capacity_and_hasher(series, foldhash::fast::RandomState::default()),
+        }
+    }
+
     fn add(&mut self, id: u32, check: impl FnOnce(&mut Vec<(i64, f64)>)) {
         let position = *self.index.entry(id).or_insert_with(|| {
-            self.by_series.push((id, Vec::new()));
+            // Most series get one sample per batch (a scrape, a remote_write of one interval).
+            self.by_series.push((id, Vec::with_capacity(1)));
             self.by_series.len() - 1
         });
         check(&mut self.by_series[position].1);
@@ -931,7 +940,7 @@ impl MetricsStore {
         let logged = {
             let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
             let bounds = self.sample_bounds(now);
-            let mut accepted = Accepted::default();
+            let mut accepted = Accepted::with_capacity(batch.len());
             for series in batch {
                 let id = match head.by_labels.get(&series.labels) {
                     Some(&id) => id,
@@ -952,7 +961,7 @@ impl MetricsStore {
                     self.check_samples(&head, id, &series.samples, &bounds, &mut outcome, kept)
                 });
             }
-            self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome)?
+            self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome, true)?
         };
         self.wait_durable(logged).await?;
         Ok(outcome)
@@ -965,6 +974,11 @@ impl MetricsStore {
     /// when the series was refused) and the head's copy of the labels into `labels`, so that
     /// a caller keeping them shares one copy with the head. A handle the head no longer
     /// honours is ignored.
+    ///
+    /// Nobody waits for these samples to be acknowledged, so their log record's fsync is
+    /// deferred (within a second, see [`obs_core::wal::DEFERRED_SYNC_INTERVAL`]): the call
+    /// returns once the record is written to the operating system. A killed process loses
+    /// nothing; a power loss may lose the last second of scraped samples.
     pub async fn append_refs(
         &self,
         samples: &mut [RefSample],
@@ -977,7 +991,7 @@ impl MetricsStore {
             let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
             let bounds = self.sample_bounds(now);
             let epoch = head.epoch;
-            let mut accepted = Accepted::default();
+            let mut accepted = Accepted::with_capacity(samples.len());
             for sample in samples.iter_mut() {
                 let point = [(sample.timestamp_ms, sample.value)];
                 let known = sample
@@ -1009,7 +1023,7 @@ impl MetricsStore {
                     self.check_samples(&head, id, &point, &bounds, &mut outcome, kept)
                 });
             }
-            self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome)?
+            self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome, false)?
         };
         self.wait_durable(logged).await?;
         Ok(outcome)
@@ -1044,7 +1058,7 @@ impl MetricsStore {
         let logged = {
             let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
             let bounds = self.sample_bounds(now);
-            let mut accepted = Accepted::default();
+            let mut accepted = Accepted::with_capacity(request.series.len());
             for series in &request.series {
                 let pairs = request.labels(series);
                 if series.histograms > 0 {
@@ -1101,7 +1115,7 @@ impl MetricsStore {
                     self.check_samples(&head, id, samples, &bounds, &mut outcome, kept)
                 });
             }
-            self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome)?
+            self.log_and_apply(&mut head, reservation, accepted.by_series, &mut outcome, true)?
         };
         self.wait_durable(logged).await?;
         Ok((outcome, invalid))
@@ -1258,12 +1272,18 @@ impl MetricsStore {
     /// Queues the log record of accepted samples (with the definitions of series not yet
     /// durable) and applies the samples to the head, in that order and under the head lock.
     /// Returns the queued record and the series it defines, to wait for.
+    ///
+    /// `durable: false` (scrapes: nobody waits for an acknowledgement) waits only until the
+    /// record is written to the operating system; its fsync follows within a second. The log
+    /// is written in order, so any later durable record's fsync covers it too: a power loss
+    /// can lose a suffix of such records, never a definition a later record relies on.
     fn log_and_apply(
         &self,
         head: &mut Head,
         reservation: WalReservation,
         accepted: Vec<(u32, Vec<(i64, f64)>)>,
         outcome: &mut AppendOutcome,
+        durable: bool,
     ) -> Result<Option<(PendingAppend, Vec<u32>)>, MetricsError> {
         if accepted.is_empty() {
             return Ok(None);
@@ -1278,7 +1298,11 @@ impl MetricsStore {
             .filter_map(|&id| head.state(id).map(|state| (id, state.labels.as_ref())))
             .collect();
         let record = walrec::encode(&definitions, &accepted);
-        let pending = self.wal.append_reserved(reservation, record)?;
+        let pending = if durable {
+            self.wal.append_reserved(reservation, record)?
+        } else {
+            self.wal.append_reserved_deferred(reservation, record)?
+        };
         let before = (outcome.accepted, outcome.duplicates);
         for (id, samples) in accepted {
             if let Some(Some(state)) = head.series.get_mut(id as usize) {

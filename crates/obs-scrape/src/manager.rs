@@ -227,7 +227,7 @@ impl ScrapeManager {
             let store = Arc::clone(&self.inner.store);
             let loop_job = Arc::clone(&job);
             let loop_stop = stop.clone();
-            let loop_client = client.clone();
+            let loop_client = client.for_target();
             let offset = offset_ms(&key, target.interval_ms);
             let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let loop_quiet = Arc::clone(&quiet);

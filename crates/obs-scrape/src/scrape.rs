@@ -340,8 +340,8 @@ pub(crate) struct Client {
     agent: ureq::Agent,
 }
 
-/// Idle connections a job's client keeps (one or two per target).
-const MAX_IDLE_CONNECTIONS: usize = 4096;
+/// Idle connections a target's client keeps.
+const MAX_IDLE_CONNECTIONS: usize = 2;
 /// How long an idle connection is kept: longer than any usual scrape interval.
 const MAX_IDLE_AGE: Duration = Duration::from_secs(600);
 /// A connection's read buffer: the response head must fit; the body streams through it.
@@ -382,11 +382,13 @@ impl Client {
                 .map_err(|err| format!("invalid key_file {}: {err}", key_file.display()))?;
             tls_builder = tls_builder.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&certs, key)));
         }
-        // One kept-alive connection per target, as Prometheus keeps one: ureq's defaults (10
-        // idle connections per agent, dropped after 15 s idle) made a job of 50 targets connect
-        // anew for most scrapes, each connection allocating and zeroing 256 KiB of buffers.
-        // The buffers are sized for scrapes: a request head is small, and the body is read
-        // through the input buffer in pieces.
+        // One kept-alive connection per target, as Prometheus keeps one: with ureq's defaults
+        // (10 idle connections per agent, dropped after 15 s idle) a job of 50 targets
+        // connected anew for most scrapes, each connection allocating and zeroing 256 KiB of
+        // buffers. Each target gets an agent of its own (see [`Client::for_target`]): ureq's
+        // pool finds a connection by scanning all of them, which a job-wide pool of 50 made a
+        // tenth of the scrape's CPU. The buffers are sized for scrapes: a request head is
+        // small, and the body is read through the input buffer in pieces.
         let agent = ureq::Agent::new_with_config(
             ureq::config::Config::builder()
                 .max_idle_connections(MAX_IDLE_CONNECTIONS)
@@ -401,6 +403,13 @@ impl Client {
                 .build(),
         );
         Ok(Client { agent })
+    }
+
+    /// A client with the same settings and a connection pool of its own, for one target.
+    pub(crate) fn for_target(&self) -> Client {
+        Client {
+            agent: ureq::Agent::new_with_config(self.agent.config().clone()),
+        }
     }
 
     /// GETs the target into the start of `body` (a buffer kept from scrape to scrape, see
