@@ -383,6 +383,74 @@ fn python_sdk_traces_read_back_equal_and_are_searchable() {
     let names = get_json(&appliance, "/api/search/tags", &[]);
     assert!(names["tagNames"].as_array().unwrap().contains(&json!("task_id")));
 
+    // The Jaeger query API (Grafana's Jaeger datasource), under /jaeger.
+    let services = get_json(&appliance, "/jaeger/api/services", &[]);
+    assert_eq!(services["data"], json!(["agixt", "librechat"]));
+    let operations = get_json(&appliance, "/jaeger/api/services/agixt/operations", &[]);
+    assert_eq!(
+        operations["data"],
+        json!(["agixt.run", "tool.python", "tool.search"])
+    );
+    let operations = get_json(
+        &appliance,
+        "/jaeger/api/operations",
+        &[("service", "librechat"), ("spanKind", "client")],
+    );
+    assert_eq!(
+        operations["data"],
+        json!([{"name": "POST agixt /run", "spanKind": "client"}])
+    );
+    let found = get_json(
+        &appliance,
+        "/jaeger/api/traces",
+        &[
+            ("service", "agixt"),
+            ("tags", r#"{"run_id":"r-http"}"#),
+            ("limit", "20"),
+        ],
+    );
+    assert_eq!(found["data"].as_array().unwrap().len(), 1, "{found}");
+    let jaeger = &found["data"][0];
+    assert_eq!(jaeger["traceID"], http_trace.as_str());
+    assert_eq!(jaeger["spans"].as_array().unwrap().len(), 5);
+    let python = jaeger["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|span| span["operationName"] == "tool.python")
+        .unwrap();
+    let sent_python = sent
+        .iter()
+        .find(|span| span["trace_id"] == http_trace.as_str() && span["name"] == "tool.python")
+        .unwrap();
+    assert_eq!(python["references"][0]["refType"], "CHILD_OF");
+    assert_eq!(python["references"][0]["spanID"], sent_python["parent_span_id"]);
+    assert_eq!(python["startTime"], sent_python["start"].as_u64().unwrap() / 1000);
+    assert!(
+        python["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": "error", "type": "bool", "value": true}))
+    );
+    assert!(
+        python["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": "tool.timeout_s", "type": "float64", "value": 2.5}))
+    );
+    assert_eq!(python["logs"][0]["fields"][0]["value"], "sandbox.killed");
+    let process = &jaeger["processes"][python["processID"].as_str().unwrap()];
+    assert_eq!(process["serviceName"], "agixt");
+    let by_id = get_json(&appliance, &format!("/jaeger/api/traces/{grpc_trace}"), &[]);
+    assert_eq!(by_id["data"][0]["spans"].as_array().unwrap().len(), 5);
+    let (status, _) = get(
+        &appliance,
+        "/jaeger/api/traces/00000000000000000000000000000bad",
+        &[],
+        None,
+    );
+    assert_eq!(status, 404);
+
     // 4. TraceQL metrics: spans of agixt per service over the last 10 minutes.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -701,6 +769,22 @@ fn spans_sent_apart_assemble_and_survive_kill_and_bad_input_is_refused_alone() {
     assert_eq!(status, 400);
     let (status, _) = post(&appliance, "/api/v2/spans", b"not json", "application/json");
     assert_eq!(status, 400);
+    // A body that decompresses to 100 MB is refused with 413 without inflating it all.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &vec![0u8; 100 << 20]).unwrap();
+    let bomb = encoder.finish().unwrap();
+    let mut response = common::http()
+        .post(&appliance.url("/v1/traces"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "gzip")
+        .send(&bomb[..])
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        413,
+        "{}",
+        response.body_mut().read_to_string().unwrap()
+    );
     let (status, body) = get(&appliance, "/api/search", &[("q", "{ .a = }")], None);
     assert_eq!(status, 400);
     assert!(

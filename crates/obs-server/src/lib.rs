@@ -26,6 +26,7 @@
 mod alertmanager_api;
 pub mod error;
 mod http_metrics;
+mod jaeger_api;
 pub mod listener;
 mod loki_api;
 mod loki_discovery;
@@ -372,6 +373,7 @@ pub fn router(state: AppState) -> Mux {
         .merge(otlp_api::routes())
         .merge(loki_api::routes())
         .merge(tempo_api::routes())
+        .merge(jaeger_api::routes())
         .fallback(ops::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.limits().max_request_body_bytes,
