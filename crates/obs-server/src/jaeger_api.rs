@@ -52,20 +52,36 @@ fn envelope(data: Value, total: usize) -> Response {
         .into_response()
 }
 
-/// Jaeger's error envelope.
-fn failure(kind: ErrorKind, message: impl Into<String>) -> Response {
-    let status = crate::error::http_status(kind);
-    (
-        status,
-        axum::Json(json!({
-            "data": null, "total": 0, "limit": 0, "offset": 0,
-            "errors": [{ "code": status.as_u16(), "msg": message.into() }],
-        })),
-    )
-        .into_response()
+/// An error on its way to a Jaeger client.
+#[derive(Debug)]
+struct JaegerError {
+    kind: ErrorKind,
+    message: String,
 }
 
-fn store(state: &AppState) -> Result<std::sync::Arc<obs_traces::store::TraceStore>, Response> {
+impl IntoResponse for JaegerError {
+    /// Jaeger's error envelope.
+    fn into_response(self) -> Response {
+        let status = crate::error::http_status(self.kind);
+        (
+            status,
+            axum::Json(json!({
+                "data": null, "total": 0, "limit": 0, "offset": 0,
+                "errors": [{ "code": status.as_u16(), "msg": self.message }],
+            })),
+        )
+            .into_response()
+    }
+}
+
+fn failure(kind: ErrorKind, message: impl Into<String>) -> JaegerError {
+    JaegerError {
+        kind,
+        message: message.into(),
+    }
+}
+
+fn store(state: &AppState) -> Result<std::sync::Arc<obs_traces::store::TraceStore>, JaegerError> {
     state.traces().cloned().ok_or_else(|| {
         failure(
             ErrorKind::Unavailable,
@@ -75,8 +91,8 @@ fn store(state: &AppState) -> Result<std::sync::Arc<obs_traces::store::TraceStor
 }
 
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Response> + Send + 'static,
-) -> Result<T, Response> {
+    work: impl FnOnce() -> Result<T, JaegerError> + Send + 'static,
+) -> Result<T, JaegerError> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|err| failure(ErrorKind::Internal, format!("a query task failed: {err}")))?
@@ -98,7 +114,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 async fn services(State(state): State<AppState>) -> Response {
     let store = match store(&state) {
         Ok(store) => store,
-        Err(response) => return response,
+        Err(err) => return err.into_response(),
     };
     let result = blocking(move || {
         store
@@ -124,12 +140,15 @@ async fn services(State(state): State<AppState>) -> Response {
             let total = names.len();
             envelope(json!(names), total)
         }
-        Err(response) => response,
+        Err(err) => err.into_response(),
     }
 }
 
 /// Operation names and span kinds of a service's spans.
-async fn service_spans(state: &AppState, service: String) -> Result<Vec<(String, &'static str)>, Response> {
+async fn service_spans(
+    state: &AppState,
+    service: String,
+) -> Result<Vec<(String, &'static str)>, JaegerError> {
     let store = store(state)?;
     blocking(move || {
         let (docs, _) = store
@@ -165,14 +184,14 @@ async fn service_operations(State(state): State<AppState>, Path(service): Path<S
             let total = names.len();
             envelope(json!(names), total)
         }
-        Err(response) => response,
+        Err(err) => err.into_response(),
     }
 }
 
 async fn operations(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let params = params(query.as_deref());
     let Some(service) = param(&params, "service") else {
-        return failure(ErrorKind::BadInput, "parameter 'service' is required");
+        return failure(ErrorKind::BadInput, "parameter 'service' is required").into_response();
     };
     let kind = param(&params, "spanKind").map(str::to_owned);
     match service_spans(&state, service.to_owned()).await {
@@ -185,7 +204,7 @@ async fn operations(State(state): State<AppState>, RawQuery(query): RawQuery) ->
             let total = data.len();
             envelope(Value::Array(data), total)
         }
-        Err(response) => response,
+        Err(err) => err.into_response(),
     }
 }
 
@@ -249,11 +268,11 @@ async fn find_traces(State(state): State<AppState>, RawQuery(query): RawQuery) -
     let params = params(query.as_deref());
     let text = match search_query(&params) {
         Ok(text) => text,
-        Err(message) => return failure(ErrorKind::BadInput, message),
+        Err(message) => return failure(ErrorKind::BadInput, message).into_response(),
     };
     let root = match obs_traceql::parse(&text) {
         Ok(root) => root,
-        Err(err) => return failure(ErrorKind::BadInput, format!("invalid search: {err}")),
+        Err(err) => return failure(ErrorKind::BadInput, format!("invalid search: {err}")).into_response(),
     };
     let micros = |name: &str| param(&params, name).and_then(|text| text.parse::<u64>().ok());
     let end_ns = micros("end").map_or(u64::MAX, |end| {
@@ -275,7 +294,7 @@ async fn find_traces(State(state): State<AppState>, RawQuery(query): RawQuery) -
         .min(MAX_LIMIT);
     let store = match store(&state) {
         Ok(store) => store,
-        Err(response) => return response,
+        Err(err) => return err.into_response(),
     };
     let result = blocking(move || {
         let found = obs_traces::search::search(
@@ -307,17 +326,17 @@ async fn find_traces(State(state): State<AppState>, RawQuery(query): RawQuery) -
             let total = traces.len();
             envelope(Value::Array(traces), total)
         }
-        Err(response) => response,
+        Err(err) => err.into_response(),
     }
 }
 
 async fn trace(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let Some(trace_id) = parse_trace_id(&id) else {
-        return failure(ErrorKind::BadInput, format!("malformed trace id {id:?}"));
+        return failure(ErrorKind::BadInput, format!("malformed trace id {id:?}")).into_response();
     };
     let store = match store(&state) {
         Ok(store) => store,
-        Err(response) => return response,
+        Err(err) => return err.into_response(),
     };
     let result = blocking(move || {
         store
@@ -326,9 +345,9 @@ async fn trace(State(state): State<AppState>, Path(id): Path<String>) -> Respons
     })
     .await;
     match result {
-        Ok(docs) if docs.is_empty() => failure(ErrorKind::NotFound, "trace not found"),
+        Ok(docs) if docs.is_empty() => failure(ErrorKind::NotFound, "trace not found").into_response(),
         Ok(docs) => envelope(json!([jaeger_trace(&trace_id, &docs)]), 1),
-        Err(response) => response,
+        Err(err) => err.into_response(),
     }
 }
 
