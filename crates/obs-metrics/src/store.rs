@@ -49,6 +49,9 @@ const INDEX_CACHE_BYTES: usize = 32 << 20;
 /// system's page cache holds the files anyway, so a miss costs a copy, not a disk read.
 const PARTITION_CACHE_BYTES: usize = 16 << 20;
 
+/// Sealed chunks written to a day partition (or series to the index) per transaction.
+const CHUNKS_PER_TRANSACTION: usize = 8192;
+
 /// A chunk is sealed once it holds this many samples (as in Prometheus).
 const SAMPLES_PER_CHUNK: usize = 120;
 
@@ -1484,8 +1487,8 @@ impl MetricsStore {
         let mut written = Written::default();
         // The index first: every series id found in a partition has its labels in the index,
         // so that replay after a crash can never give that id to another series.
-        if !series_rows.is_empty() {
-            let path = self.layout.signal_dir(Signal::Metrics).join("index.redb");
+        let path = self.layout.signal_dir(Signal::Metrics).join("index.redb");
+        for series_rows in series_rows.chunks(CHUNKS_PER_TRANSACTION) {
             let txn = self
                 .index
                 .begin_write()
@@ -1508,45 +1511,50 @@ impl MetricsStore {
             }
             txn.commit().map_err(|err| storage_error(&path, err))?;
         }
-        for (day, chunks) in by_day {
+        // A few thousand chunks per transaction: redb holds a transaction's pages in memory
+        // until it commits, and the first flush after a restart or a sealing wave (every
+        // series sealing its chunk at the same scrape) would otherwise hold all of them.
+        for (day, day_chunks) in by_day {
             let path = self.partitions_dir.partition_path(*day, "redb");
             let db = self
                 .partition(*day, true)?
                 .ok_or_else(|| storage_error(&path, "partition vanished"))?;
-            let txn = db.begin_write().map_err(|err| storage_error(&path, err))?;
-            {
-                let mut table = txn.open_table(CHUNKS).map_err(|err| storage_error(&path, err))?;
-                for (id, chunk) in chunks {
-                    // Two chunks of a series may start at the same millisecond (an
-                    // out-of-order chunk beside an in-order one): the sequence tells them
-                    // apart. A chunk already stored byte for byte (a flush retried after a
-                    // partial failure) is not stored twice.
-                    let mut sequence = 0u32;
-                    loop {
-                        let existing = table
-                            .get((*id, chunk.min_ts, sequence))
-                            .map_err(|err| storage_error(&path, err))?;
-                        match existing {
-                            None => break,
-                            Some(stored) if stored.value() == chunk.bytes.as_slice() => {
-                                sequence = u32::MAX;
-                                break;
+            for chunks in day_chunks.chunks(CHUNKS_PER_TRANSACTION) {
+                let txn = db.begin_write().map_err(|err| storage_error(&path, err))?;
+                {
+                    let mut table = txn.open_table(CHUNKS).map_err(|err| storage_error(&path, err))?;
+                    for (id, chunk) in chunks {
+                        // Two chunks of a series may start at the same millisecond (an
+                        // out-of-order chunk beside an in-order one): the sequence tells them
+                        // apart. A chunk already stored byte for byte (a flush retried after a
+                        // partial failure) is not stored twice.
+                        let mut sequence = 0u32;
+                        loop {
+                            let existing = table
+                                .get((*id, chunk.min_ts, sequence))
+                                .map_err(|err| storage_error(&path, err))?;
+                            match existing {
+                                None => break,
+                                Some(stored) if stored.value() == chunk.bytes.as_slice() => {
+                                    sequence = u32::MAX;
+                                    break;
+                                }
+                                Some(_) => sequence += 1,
                             }
-                            Some(_) => sequence += 1,
                         }
+                        if sequence == u32::MAX {
+                            continue;
+                        }
+                        table
+                            .insert((*id, chunk.min_ts, sequence), chunk.bytes.as_slice())
+                            .map_err(|err| storage_error(&path, err))?;
+                        written.chunks += 1;
+                        written.bytes += chunk.bytes.len() as u64;
+                        written.samples += chunk::sample_count(&chunk.bytes) as u64;
                     }
-                    if sequence == u32::MAX {
-                        continue;
-                    }
-                    table
-                        .insert((*id, chunk.min_ts, sequence), chunk.bytes.as_slice())
-                        .map_err(|err| storage_error(&path, err))?;
-                    written.chunks += 1;
-                    written.bytes += chunk.bytes.len() as u64;
-                    written.samples += chunk::sample_count(&chunk.bytes) as u64;
                 }
+                txn.commit().map_err(|err| storage_error(&path, err))?;
             }
-            txn.commit().map_err(|err| storage_error(&path, err))?;
         }
         Ok(written)
     }

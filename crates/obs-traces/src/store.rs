@@ -870,3 +870,162 @@ fn self_metrics() -> &'static SelfMetrics {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+
+    fn doc(trace: u8, span: u8, start_ns: u64, run_id: &str) -> SpanDoc {
+        let resource = Resource {
+            attributes: vec![KeyValue {
+                key: "service.name".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue("agixt".into())),
+                }),
+                ..KeyValue::default()
+            }],
+            ..Resource::default()
+        };
+        let span = Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![span; 8],
+            name: format!("span-{span}"),
+            start_time_unix_nano: start_ns,
+            end_time_unix_nano: start_ns + 1_000,
+            attributes: vec![KeyValue {
+                key: "run_id".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(run_id.into())),
+                }),
+                ..KeyValue::default()
+            }],
+            ..Span::default()
+        };
+        SpanDoc::build(Some(&resource), "", None, "", &span)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn spans_are_found_from_the_head_the_index_and_after_replay_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = DataLayout::new(dir.path());
+        let rt = runtime();
+        let now = TimestampMs::now();
+        let now_ns = now.0 as u64 * NS_PER_MS;
+        let (store, _) = TraceStore::open(&layout, TracesOptions::default()).unwrap();
+        let run = |conditions: Vec<SpanCondition>| {
+            store
+                .candidates(
+                    &CandidateQuery {
+                        start_ns: 0,
+                        end_ns: u64::MAX,
+                        conditions,
+                    },
+                    10,
+                )
+                .unwrap()
+                .into_iter()
+                .map(|candidate| candidate.trace_id[0])
+                .collect::<Vec<u8>>()
+        };
+        let outcome = rt
+            .block_on(store.append(
+                vec![doc(1, 1, now_ns - 1_000_000, "r-1"), doc(2, 1, now_ns, "r-2")],
+                now,
+            ))
+            .unwrap();
+        assert_eq!(outcome.accepted, 2);
+        // From the head.
+        assert_eq!(store.trace(&[1; 16], 0, u64::MAX).unwrap().len(), 1);
+        let by_run = SpanCondition::Attribute(None, "run_id".into(), AttrValue::String("r-2".into()));
+        assert_eq!(run(vec![by_run.clone()]), vec![2]);
+        assert_eq!(run(Vec::new()), vec![2, 1], "newest first");
+        // From the index after a flush, and the second half of trace 1 from the head.
+        rt.block_on(store.flush()).unwrap();
+        assert_eq!(store.head_spans(), 0);
+        rt.block_on(store.append(vec![doc(1, 2, now_ns - 500_000, "r-1")], now))
+            .unwrap();
+        assert_eq!(store.trace(&[1; 16], 0, u64::MAX).unwrap().len(), 2);
+        assert_eq!(run(vec![by_run]), vec![2]);
+        assert_eq!(
+            run(vec![SpanCondition::Attribute(
+                Some(AttributeScope::Resource),
+                "service.name".into(),
+                AttrValue::String("agixt".into())
+            )]),
+            vec![2, 1]
+        );
+        assert_eq!(run(vec![SpanCondition::Name("span-9".into())]), Vec::<u8>::new());
+        assert_eq!(
+            store
+                .attribute_values(Some(AttributeScope::Span), "run_id", 0, u64::MAX, 10)
+                .unwrap(),
+            vec![AttrValue::String("r-1".into()), AttrValue::String("r-2".into())]
+        );
+        // A restart replays the log (the unflushed span) without indexing the flushed twice.
+        store.close_wal();
+        drop(store);
+        let (store, report) = TraceStore::open(&layout, TracesOptions::default()).unwrap();
+        assert_eq!(report.replayed_spans, 1);
+        assert_eq!(store.trace(&[1; 16], 0, u64::MAX).unwrap().len(), 2);
+        assert_eq!(store.trace(&[2; 16], 0, u64::MAX).unwrap().len(), 1);
+        store.close_wal();
+    }
+
+    #[test]
+    fn old_and_future_spans_are_refused_and_a_backlog_pushes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = DataLayout::new(dir.path());
+        let rt = runtime();
+        let now = TimestampMs::now();
+        let now_ns = now.0 as u64 * NS_PER_MS;
+        let options = TracesOptions {
+            head_flush_bytes: 100,
+            ..TracesOptions::default()
+        };
+        let (store, _) = TraceStore::open(&layout, options).unwrap();
+        let week_ns = 8 * 86_400 * 1_000_000_000;
+        let outcome = rt
+            .block_on(store.append(
+                vec![
+                    doc(1, 1, now_ns - week_ns, "old"),
+                    doc(1, 2, now_ns + 3_600_000_000_000, "future"),
+                    doc(1, 3, now_ns, "now"),
+                ],
+                now,
+            ))
+            .unwrap();
+        assert_eq!(outcome.accepted, 1);
+        assert_eq!(outcome.refused.len(), 2);
+        assert!(
+            outcome.refused[0].contains("before the retention"),
+            "{:?}",
+            outcome.refused
+        );
+        assert!(
+            outcome.refused[1].contains("in the future"),
+            "{:?}",
+            outcome.refused
+        );
+        assert!(store.wants_flush());
+        // Twice the flush size waits in memory: the next export is refused as overload.
+        rt.block_on(store.append(vec![doc(2, 1, now_ns, "x")], now))
+            .unwrap();
+        let refused = rt.block_on(store.append(vec![doc(3, 1, now_ns, "y")], now));
+        assert!(matches!(refused, Err(TracesError::Backlog(_))), "{refused:?}");
+        assert_eq!(refused.unwrap_err().kind(), ErrorKind::Overloaded);
+        rt.block_on(store.flush()).unwrap();
+        rt.block_on(store.append(vec![doc(3, 1, now_ns, "y")], now))
+            .unwrap();
+        store.close_wal();
+    }
+}
