@@ -316,7 +316,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     traces.set_disk_pressure(retention.pressure());
     let retention_task = tokio::spawn(run_retention(Arc::clone(&retention), shutdown.clone()));
     let maintenance_task = tokio::spawn(run_metrics_maintenance(Arc::clone(&metrics), shutdown.clone()));
-    let logs_task = tokio::spawn(run_logs_maintenance(
+    let logs_task = tokio::spawn(run_head_maintenance(
         Arc::clone(&logs),
         config.logs.flush_interval.as_std(),
         shutdown.clone(),
@@ -329,7 +329,7 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
             shutdown.clone(),
         ))
     });
-    let traces_task = tokio::spawn(run_traces_maintenance(
+    let traces_task = tokio::spawn(run_head_maintenance(
         Arc::clone(&traces),
         config.traces.flush_interval.as_std(),
         shutdown.clone(),
@@ -365,14 +365,14 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     if let Some(task) = span_metrics_task {
         task.abort();
     }
-    match flush_traces(&traces).await {
+    match flush_head(&traces).await {
         Ok(()) => tracing::info!("span store flushed"),
         Err(err) => {
             tracing::error!(error = %err, "span store flush at shutdown failed; the write-ahead log keeps the data")
         }
     }
     traces.close_wal();
-    match flush_logs(&logs).await {
+    match flush_head(&logs).await {
         Ok(()) => tracing::info!("log store flushed"),
         Err(err) => {
             tracing::error!(error = %err, "log store flush at shutdown failed; the write-ahead log keeps the data")
@@ -470,8 +470,62 @@ async fn run_metrics_maintenance(store: Arc<MetricsStore>, shutdown: Cancellatio
     }
 }
 
-/// Moves the log head into the day indexes every `interval`, or sooner when it grows large.
-async fn run_logs_maintenance(store: Arc<LogStore>, interval: Duration, shutdown: CancellationToken) {
+/// A store with an in-memory head that a flush moves into its day indexes (logs, spans).
+trait HeadStore: Send + Sync + 'static {
+    /// What the store holds, for log messages ("log", "span").
+    const WHAT: &'static str;
+    /// Resolves when the head has grown past its flush size.
+    fn flush_requested(&self) -> impl std::future::Future<Output = ()> + Send;
+    /// Whether the head has grown past its flush size.
+    fn wants_flush(&self) -> bool;
+    /// The first, async half of a flush (rotates the log).
+    fn begin_flush(&self) -> impl std::future::Future<Output = Result<obs_core::wal::Lsn, String>> + Send;
+    /// The second, blocking half.
+    fn finish_flush(&self, rotated_at: obs_core::wal::Lsn) -> Result<(), String>;
+}
+
+impl HeadStore for LogStore {
+    const WHAT: &'static str = "log";
+
+    fn flush_requested(&self) -> impl std::future::Future<Output = ()> + Send {
+        LogStore::flush_requested(self)
+    }
+
+    fn wants_flush(&self) -> bool {
+        LogStore::wants_flush(self)
+    }
+
+    async fn begin_flush(&self) -> Result<obs_core::wal::Lsn, String> {
+        LogStore::begin_flush(self).await.map_err(|err| err.to_string())
+    }
+
+    fn finish_flush(&self, rotated_at: obs_core::wal::Lsn) -> Result<(), String> {
+        LogStore::finish_flush(self, rotated_at).map_err(|err| err.to_string())
+    }
+}
+
+impl HeadStore for TraceStore {
+    const WHAT: &'static str = "span";
+
+    fn flush_requested(&self) -> impl std::future::Future<Output = ()> + Send {
+        TraceStore::flush_requested(self)
+    }
+
+    fn wants_flush(&self) -> bool {
+        TraceStore::wants_flush(self)
+    }
+
+    async fn begin_flush(&self) -> Result<obs_core::wal::Lsn, String> {
+        TraceStore::begin_flush(self).await.map_err(|err| err.to_string())
+    }
+
+    fn finish_flush(&self, rotated_at: obs_core::wal::Lsn) -> Result<(), String> {
+        TraceStore::finish_flush(self, rotated_at).map_err(|err| err.to_string())
+    }
+}
+
+/// Moves a store's head into its day indexes every `interval`, or sooner when it grows large.
+async fn run_head_maintenance<S: HeadStore>(store: Arc<S>, interval: Duration, shutdown: CancellationToken) {
     let tick = Duration::from_secs(1).min(interval);
     let mut since_flush = Duration::ZERO;
     loop {
@@ -486,20 +540,19 @@ async fn run_logs_maintenance(store: Arc<LogStore>, interval: Duration, shutdown
             continue;
         }
         since_flush = Duration::ZERO;
-        if let Err(err) = flush_logs(&store).await {
-            tracing::error!(error = %err, "log flush failed; retrying at the next one");
+        if let Err(err) = flush_head(&store).await {
+            tracing::error!(error = %err, "{} flush failed; retrying at the next one", S::WHAT);
         }
     }
 }
 
-/// A log flush, its blocking half off the async threads.
-async fn flush_logs(store: &Arc<LogStore>) -> Result<(), String> {
-    let rotated_at = store.begin_flush().await.map_err(|err| err.to_string())?;
+/// A head flush, its blocking half off the async threads.
+async fn flush_head<S: HeadStore>(store: &Arc<S>) -> Result<(), String> {
+    let rotated_at = store.begin_flush().await?;
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || store.finish_flush(rotated_at))
         .await
         .map_err(|err| err.to_string())?
-        .map_err(|err| err.to_string())
 }
 
 type SharedGenerator = Arc<std::sync::Mutex<obs_traces::spanmetrics::Generator>>;
@@ -586,38 +639,6 @@ async fn run_span_metrics(
             Err(err) => tracing::warn!(error = %err, "span metrics could not be written"),
         }
     }
-}
-
-/// Moves the span head into the day indexes every `interval`, or sooner when it grows large.
-async fn run_traces_maintenance(store: Arc<TraceStore>, interval: Duration, shutdown: CancellationToken) {
-    let tick = Duration::from_secs(1).min(interval);
-    let mut since_flush = Duration::ZERO;
-    loop {
-        let started = tokio::time::Instant::now();
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(tick) => {}
-            () = store.flush_requested() => {}
-        }
-        since_flush += started.elapsed();
-        if since_flush < interval && !store.wants_flush() {
-            continue;
-        }
-        since_flush = Duration::ZERO;
-        if let Err(err) = flush_traces(&store).await {
-            tracing::error!(error = %err, "span flush failed; retrying at the next one");
-        }
-    }
-}
-
-/// A span flush, its blocking half off the async threads.
-async fn flush_traces(store: &Arc<TraceStore>) -> Result<(), String> {
-    let rotated_at = store.begin_flush().await.map_err(|err| err.to_string())?;
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || store.finish_flush(rotated_at))
-        .await
-        .map_err(|err| err.to_string())?
-        .map_err(|err| err.to_string())
 }
 
 /// A metrics checkpoint, its blocking half off the async threads.
