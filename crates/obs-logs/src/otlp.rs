@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use obs_core::otlp::any_value_string;
+use obs_core::otlp::{any_value_string, hex};
 use obs_core::series::Labels;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -76,16 +76,6 @@ fn push_attributes(attributes: &[KeyValue], prefix: &str, into: &mut Vec<(String
         }
         into.push((sanitize_name(&format!("{prefix}{}", attribute.key)), value));
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)] as char);
-        out.push(DIGITS[usize::from(byte & 15)] as char);
-    }
-    out
 }
 
 /// Converts a request; `now_ns` stamps records that carry no time.

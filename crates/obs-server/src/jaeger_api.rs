@@ -27,6 +27,7 @@ use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::tempo_api::{param, params, quote};
 
 const NS_PER_US: u64 = 1_000;
 /// The most traces a search returns.
@@ -96,19 +97,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|err| failure(ErrorKind::Internal, format!("a query task failed: {err}")))?
-}
-
-fn params(query: Option<&str>) -> Vec<(String, String)> {
-    serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default()
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .rev()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-        .filter(|value| !value.is_empty())
 }
 
 async fn services(State(state): State<AppState>) -> Response {
@@ -217,10 +205,6 @@ fn span_kind(kind: i32) -> &'static str {
         5 => "consumer",
         _ => "",
     }
-}
-
-fn quote(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
 /// The TraceQL query of a Jaeger search.

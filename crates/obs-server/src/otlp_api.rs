@@ -139,8 +139,7 @@ where
                     format!("cannot parse the OTLP JSON body: {err}"),
                 )
             })?;
-            lenient_enums(&mut value, 0);
-            lenient_ids(&mut value, 0);
+            lenient_json(&mut value, 0);
             serde_json::from_value(value).map_err(|err| {
                 ApiError::new(
                     family,
@@ -152,8 +151,9 @@ where
     }
 }
 
-/// Enum fields sent by name (as some JSON encoders do) become their numbers.
-fn lenient_enums(value: &mut serde_json::Value, depth: usize) {
+/// What some JSON encoders send that OTLP's JSON mapping does not: enum fields by name become
+/// their numbers, trace and span ids in base64 (the generic protobuf mapping) become hex.
+fn lenient_json(value: &mut serde_json::Value, depth: usize) {
     // The JSON parser already bounds nesting (128 levels); this guard keeps the walk bounded too.
     if depth > 256 {
         return;
@@ -161,17 +161,32 @@ fn lenient_enums(value: &mut serde_json::Value, depth: usize) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, field) in map.iter_mut() {
-                if let serde_json::Value::String(name) = field
-                    && let Some(number) = enum_number(key, name)
-                {
+                let serde_json::Value::String(text) = field else {
+                    lenient_json(field, depth + 1);
+                    continue;
+                };
+                if let Some(number) = enum_number(key, text) {
                     *field = serde_json::Value::from(number);
-                } else {
-                    lenient_enums(field, depth + 1);
+                } else if let Some(bytes) = id_bytes(key)
+                    && !(text.len() == bytes * 2 && text.bytes().all(|byte| byte.is_ascii_hexdigit()))
+                    && let Some(decoded) =
+                        obs_core::otlp::base64_decode(text).filter(|decoded| decoded.len() == bytes)
+                {
+                    *text = obs_core::otlp::hex(&decoded);
                 }
             }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| lenient_enums(item, depth + 1)),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| lenient_json(item, depth + 1)),
         _ => {}
+    }
+}
+
+/// The length of the id a JSON key names, if it names one.
+fn id_bytes(key: &str) -> Option<usize> {
+    match key {
+        "traceId" => Some(16),
+        "spanId" | "parentSpanId" => Some(8),
+        _ => None,
     }
 }
 
@@ -303,60 +318,6 @@ async fn export_metrics(
             error_message,
         }),
     })
-}
-
-/// Ids sent in base64 (the generic protobuf JSON mapping some exporters use) instead of the
-/// hex OTLP specifies become hex.
-fn lenient_ids(value: &mut serde_json::Value, depth: usize) {
-    if depth > 256 {
-        return;
-    }
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, field) in map.iter_mut() {
-                let bytes = match key.as_str() {
-                    "traceId" => 16,
-                    "spanId" | "parentSpanId" => 8,
-                    _ => {
-                        lenient_ids(field, depth + 1);
-                        continue;
-                    }
-                };
-                if let serde_json::Value::String(text) = field
-                    && !(text.len() == bytes * 2 && text.bytes().all(|byte| byte.is_ascii_hexdigit()))
-                    && let Some(decoded) = base64_decode(text).filter(|decoded| decoded.len() == bytes)
-                {
-                    *text = obs_traces::record::hex(&decoded);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| lenient_ids(item, depth + 1)),
-        _ => {}
-    }
-}
-
-/// Standard or URL-safe base64, padded or not.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut bits: u32 = 0;
-    let mut count = 0;
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    for byte in text.trim_end_matches('=').bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(value);
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-        }
-    }
-    Some(out)
 }
 
 /// One OTLP `Export` service: its gRPC name, messages and handler.
@@ -647,7 +608,7 @@ mod tests {
     fn enum_names_become_numbers() {
         let mut value = serde_json::json!({"sum": {"aggregationTemporality": "AGGREGATION_TEMPORALITY_CUMULATIVE"},
             "logs": [{"severityNumber": "SEVERITY_NUMBER_WARN3"}, {"severityNumber": 9}], "kind": "other"});
-        lenient_enums(&mut value, 0);
+        lenient_json(&mut value, 0);
         assert_eq!(
             value,
             serde_json::json!({"sum": {"aggregationTemporality": 2},
@@ -660,11 +621,11 @@ mod tests {
         // 16 bytes 0x00..0x0f in base64, and an 8-byte span id.
         let mut value = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [
             {"traceId": "AAECAwQFBgcICQoLDA0ODw==", "spanId": "AQIDBAUGBwg=", "parentSpanId": "0102030405060708"}]}]}]});
-        lenient_ids(&mut value, 0);
+        lenient_json(&mut value, 0);
         let span = &value["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
         assert_eq!(span["traceId"], "000102030405060708090a0b0c0d0e0f");
         assert_eq!(span["spanId"], "0102030405060708");
         assert_eq!(span["parentSpanId"], "0102030405060708");
-        assert_eq!(base64_decode("!!"), None);
+        assert_eq!(obs_core::otlp::base64_decode("!!"), None);
     }
 }

@@ -112,11 +112,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The query string's parameters, percent-decoded.
-fn params(query: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn params(query: Option<&str>) -> Vec<(String, String)> {
     serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default()
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// The last non-empty value of parameter `name`.
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .rev()
@@ -369,7 +370,8 @@ fn legacy_query(params: &[(String, String)]) -> Result<String, ApiError> {
     })
 }
 
-fn quote(text: &str) -> String {
+/// `text` as a TraceQL (or JSON) string literal.
+pub(crate) fn quote(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
 }
 

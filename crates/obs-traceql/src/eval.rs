@@ -34,6 +34,8 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 
+use obs_core::otlp::hex;
+
 use crate::ast::{
     Aggregate, AggregateOp, ArithmeticOp, AttributeScope, BinaryOp, CompareOp, Field, FieldExpr, Intrinsic,
     IntrinsicLevel, Pipeline, PipelineElement, RootExpr, ScalarExpr, ScalarFilter, SpanKind, SpansetExpr,
@@ -448,17 +450,6 @@ pub(crate) fn format_go_duration(nanos: i64) -> String {
             text.push_str(&format!("{minutes}m"));
         }
         text.push_str(&fraction(seconds_nanos, 1_000_000_000, "s"));
-    }
-    text
-}
-
-/// Lowercase hex of bytes.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(DIGITS[usize::from(byte >> 4)] as char);
-        text.push(DIGITS[usize::from(byte & 0xf)] as char);
     }
     text
 }

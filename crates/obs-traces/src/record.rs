@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+pub use obs_core::otlp::hex;
+
 use obs_traceql::model::{self, AttrValue, Attributes};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -56,12 +58,6 @@ impl SpanDoc {
         scope_schema_url: &str,
         span: &Span,
     ) -> SpanDoc {
-        let mut trace_id = [0u8; 16];
-        copy_id(&span.trace_id, &mut trace_id);
-        let mut span_id = [0u8; 8];
-        copy_id(&span.span_id, &mut span_id);
-        let mut parent_span_id = [0u8; 8];
-        copy_id(&span.parent_span_id, &mut parent_span_id);
         let payload = ResourceSpans {
             resource: resource.cloned(),
             scope_spans: vec![ScopeSpans {
@@ -72,6 +68,35 @@ impl SpanDoc {
             schema_url: resource_schema_url.to_owned(),
         }
         .encode_to_vec();
+        SpanDoc::with_payload(resource, span, payload)
+    }
+
+    /// Rebuilds a stored span from its payload (kept byte for byte).
+    pub fn from_payload(payload: &[u8]) -> Result<SpanDoc, String> {
+        let resource_spans =
+            ResourceSpans::decode(payload).map_err(|err| format!("a stored span does not decode: {err}"))?;
+        let span = resource_spans
+            .scope_spans
+            .first()
+            .ok_or_else(|| "a stored span has no scope".to_owned())?
+            .spans
+            .first()
+            .ok_or_else(|| "a stored span has no span".to_owned())?;
+        Ok(SpanDoc::with_payload(
+            resource_spans.resource.as_ref(),
+            span,
+            payload.to_vec(),
+        ))
+    }
+
+    /// The fields derived from `span` and its resource, beside their payload.
+    fn with_payload(resource: Option<&Resource>, span: &Span, payload: Vec<u8>) -> SpanDoc {
+        let mut trace_id = [0u8; 16];
+        copy_id(&span.trace_id, &mut trace_id);
+        let mut span_id = [0u8; 8];
+        copy_id(&span.span_id, &mut span_id);
+        let mut parent_span_id = [0u8; 8];
+        copy_id(&span.parent_span_id, &mut parent_span_id);
         SpanDoc {
             trace_id,
             span_id,
@@ -84,30 +109,6 @@ impl SpanDoc {
             status: span.status.as_ref().map_or(0, |status| status.code),
             payload: Arc::new(payload),
         }
-    }
-
-    /// Rebuilds a stored span from its payload.
-    pub fn from_payload(payload: &[u8]) -> Result<SpanDoc, String> {
-        let resource_spans =
-            ResourceSpans::decode(payload).map_err(|err| format!("a stored span does not decode: {err}"))?;
-        let scope_spans = resource_spans
-            .scope_spans
-            .first()
-            .ok_or_else(|| "a stored span has no scope".to_owned())?;
-        let span = scope_spans
-            .spans
-            .first()
-            .ok_or_else(|| "a stored span has no span".to_owned())?;
-        let mut doc = SpanDoc::build(
-            resource_spans.resource.as_ref(),
-            &resource_spans.schema_url,
-            scope_spans.scope.as_ref(),
-            &scope_spans.schema_url,
-            span,
-        );
-        // The payload as stored, byte for byte.
-        doc.payload = Arc::new(payload.to_vec());
-        Ok(doc)
     }
 
     /// The payload decoded.
@@ -381,17 +382,6 @@ pub fn decode_record(record: &[u8]) -> Result<Vec<SpanDoc>, String> {
         record = rest;
     }
     Ok(docs)
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(DIGITS[usize::from(byte >> 4)] as char);
-        text.push(DIGITS[usize::from(byte & 0xf)] as char);
-    }
-    text
 }
 
 /// A trace id from hex (1 to 32 digits, any case; shorter ids are left-padded with zeros,

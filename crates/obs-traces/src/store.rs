@@ -23,7 +23,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -233,7 +232,6 @@ type Snapshot = (Vec<(Arc<DayIndex>, tantivy::Searcher)>, Vec<Arc<SpanDoc>>);
 #[derive(Debug)]
 pub struct TraceStore {
     options: TracesOptions,
-    dir: PathBuf,
     partitions_dir: DayPartitionDir,
     wal: Wal,
     head: RwLock<Head>,
@@ -246,10 +244,6 @@ pub struct TraceStore {
 
 fn day_of_ns(ns: u64) -> Day {
     Day::containing(TimestampMs((ns / NS_PER_MS).min(i64::MAX as u64) as i64))
-}
-
-fn day_start_ns(day: Day) -> u64 {
-    (day.start().0.max(0) as u64).saturating_mul(NS_PER_MS)
 }
 
 impl TraceStore {
@@ -312,7 +306,6 @@ impl TraceStore {
         report.wal_corruptions = wal_report.corruptions.len();
         let store = TraceStore {
             options,
-            dir,
             partitions_dir,
             wal,
             head: RwLock::new(head),
@@ -797,30 +790,10 @@ impl TraceStore {
         Ok(names)
     }
 
-    /// The first day with an index, for tests and statistics.
-    pub fn days(&self) -> Vec<Day> {
-        self.days
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .keys()
-            .copied()
-            .collect()
-    }
-
-    /// Where the store keeps its data.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
-
     /// How many spans wait in the head.
     pub fn head_spans(&self) -> usize {
         let head = self.head.read().unwrap_or_else(|poison| poison.into_inner());
         head.spans.len() + head.flushing.len()
-    }
-
-    /// The start of the day of `ns` in nanoseconds (for callers widening a range to days).
-    pub fn day_start_ns(ns: u64) -> u64 {
-        day_start_ns(day_of_ns(ns))
     }
 }
 
