@@ -78,6 +78,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use obs_core::series::MetricType;
 
@@ -117,6 +118,10 @@ pub struct ScrapedSample<'a> {
     pub name: &'a str,
     /// Labels in the order written, values unescaped (borrowed unless they had escapes).
     pub labels: Vec<(&'a str, Cow<'a, str>)>,
+    /// Where the sample is in the [`SeriesOrder`] it was parsed with, when its series was
+    /// written exactly as the one expected there: its label set was then not read again, and
+    /// `labels` is empty.
+    pub position: Option<usize>,
     /// The value; NaN stays NaN, its payload is not kept.
     pub value: f64,
     /// Milliseconds since the epoch. OpenMetrics' float seconds are converted as Prometheus
@@ -180,7 +185,83 @@ pub fn parse_each<'a>(
     format: Format,
     mut on_sample: impl FnMut(&ScrapedSample<'a>),
 ) -> Result<Vec<FamilyMetadata>, ParseError> {
-    let mut parser = Parser::new(body);
+    parse_each_ordered(body, format, &NO_ORDER, |sample| {
+        on_sample(sample);
+        None
+    })
+}
+
+/// An order that expects nothing.
+static NO_ORDER: SeriesOrder = SeriesOrder::new();
+
+/// The series of an earlier body, as written and in order. Targets write their series in the
+/// same order scrape after scrape, so a parser given the previous body's order compares each
+/// sample's bytes with the series expected next and, when they are the same, skips reading its
+/// label set: the text parsed before, and the caller knows what it became.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesOrder {
+    /// The format of the body the texts come from: a text parses alike only in its format.
+    format: Option<Format>,
+    /// The series texts (shared with the caller's cache, which keys its entries by them);
+    /// `None` for one never expected.
+    series: Vec<Option<Arc<str>>>,
+}
+
+impl SeriesOrder {
+    /// An empty order: nothing is expected.
+    pub const fn new() -> SeriesOrder {
+        SeriesOrder {
+            format: None,
+            series: Vec::new(),
+        }
+    }
+
+    /// Appends the next series. A text holding a line feed (a quoted value over lines) is
+    /// never expected, so that skipping a text never has to count lines.
+    pub fn push(&mut self, series: Arc<str>) {
+        self.series
+            .push(Some(series).filter(|series| !series.contains('\n')));
+    }
+
+    /// The series at `position`, if there is one and it may be expected.
+    pub fn get(&self, position: usize) -> Option<&Arc<str>> {
+        self.series.get(position)?.as_ref()
+    }
+
+    /// The number of series.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Forgets every series, keeping the memory, to take those of a body in `format`.
+    pub fn clear(&mut self, format: Format) {
+        self.format = Some(format);
+        self.series.clear();
+    }
+}
+
+/// [`parse_each`] given the series order of an earlier body: a sample written as the series
+/// `order` expects next is handed over with its `position` and without its labels. The
+/// parser expects the series after it next; `on_sample` may return another position to expect
+/// next (where the cache saw a series it found by other means), for a body whose order
+/// changed.
+pub fn parse_each_ordered<'a>(
+    body: &'a str,
+    format: Format,
+    order: &SeriesOrder,
+    mut on_sample: impl FnMut(&ScrapedSample<'a>) -> Option<usize>,
+) -> Result<Vec<FamilyMetadata>, ParseError> {
+    let order = if order.format == Some(format) {
+        order
+    } else {
+        &NO_ORDER
+    };
+    let mut parser = Parser::new(body, order);
     match format {
         Format::PrometheusText => parser.parse_text(&mut on_sample)?,
         Format::OpenMetrics => parser.parse_openmetrics(&mut on_sample)?,
@@ -333,7 +414,7 @@ pub fn is_valid_label_name(name: &str) -> bool {
         && bytes.all(|byte| has_class(byte, LABEL_NAME_CHAR))
 }
 
-struct Parser<'a> {
+struct Parser<'a, 'o> {
     body: &'a str,
     bytes: &'a [u8],
     /// The next byte to read.
@@ -345,10 +426,13 @@ struct Parser<'a> {
     metadata_index: HashMap<&'a str, usize>,
     /// The sample being read: its label vector is reused from sample to sample.
     sample: ScrapedSample<'a>,
+    /// The series of an earlier body, and the position in it of the series expected next.
+    order: &'o SeriesOrder,
+    cursor: usize,
 }
 
-impl<'a> Parser<'a> {
-    fn new(body: &'a str) -> Self {
+impl<'a, 'o> Parser<'a, 'o> {
+    fn new(body: &'a str, order: &'o SeriesOrder) -> Self {
         Parser {
             body,
             bytes: body.as_bytes(),
@@ -360,10 +444,40 @@ impl<'a> Parser<'a> {
                 series: "",
                 name: "",
                 labels: Vec::new(),
+                position: None,
                 value: 0.0,
                 timestamp_ms: None,
             },
+            order,
+            cursor: 0,
         }
+    }
+
+    /// When the sample at `pos` is written exactly as the series expected next: where that
+    /// text ends. The bytes are the same, so they parse as they did before; a bare name must
+    /// also end where the expected one ends, with no label set after it.
+    fn expected_series(&self, openmetrics: bool) -> Option<usize> {
+        let expected = self.order.get(self.cursor)?.as_bytes();
+        let end = self.pos.checked_add(expected.len())?;
+        if expected.is_empty() || self.bytes.get(self.pos..end)? != expected {
+            return None;
+        }
+        if expected.last() != Some(&b'}') {
+            let mut after = end;
+            if !openmetrics {
+                while matches!(self.byte_at(after), Some(b' ' | b'\t')) {
+                    after += 1;
+                }
+            }
+            if self
+                .byte_at(end)
+                .is_some_and(|byte| has_class(byte, METRIC_NAME_CHAR))
+                || self.byte_at(after) == Some(b'{')
+            {
+                return None;
+            }
+        }
+        Some(end)
     }
 
     fn peek(&self) -> Option<u8> {
@@ -461,7 +575,10 @@ impl<'a> Parser<'a> {
     // ---------------------------------------------------------------------------------------
     // The text format.
 
-    fn parse_text(&mut self, on_sample: &mut impl FnMut(&ScrapedSample<'a>)) -> Result<(), ParseError> {
+    fn parse_text(
+        &mut self,
+        on_sample: &mut impl FnMut(&ScrapedSample<'a>) -> Option<usize>,
+    ) -> Result<(), ParseError> {
         loop {
             self.skip_blanks();
             let Some(byte) = self.peek() else {
@@ -575,22 +692,26 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn text_sample(&mut self, on_sample: &mut impl FnMut(&ScrapedSample<'a>)) -> Result<(), ParseError> {
+    fn text_sample(
+        &mut self,
+        on_sample: &mut impl FnMut(&ScrapedSample<'a>) -> Option<usize>,
+    ) -> Result<(), ParseError> {
         let sample_line = self.line;
         let name_start = self.pos;
         let name_end = self.scan_class(name_start, METRIC_NAME_CHAR);
         let name = self.text(name_start, name_end);
-        self.pos = name_end;
-        self.skip_blanks();
-
         let mut labels = std::mem::take(&mut self.sample.labels);
         labels.clear();
-        let mut series_end = name_end;
-        if self.peek() == Some(b'{') {
-            self.pos += 1;
-            self.text_labels(&mut labels)?;
-            series_end = self.pos;
+        let position;
+        let series_end;
+        if let Some(expected_end) = self.expected_series(false) {
+            position = Some(self.cursor);
+            series_end = expected_end;
+            self.pos = expected_end;
             self.skip_blanks();
+        } else {
+            position = None;
+            series_end = self.text_series(name_end, &mut labels)?;
         }
 
         let value_start = self.pos;
@@ -644,6 +765,7 @@ impl<'a> Parser<'a> {
                 series: self.text(name_start, series_end),
                 name,
                 labels,
+                position,
                 value,
                 timestamp_ms,
             },
@@ -652,10 +774,40 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// Passes a complete sample to `on_sample`, keeping its label vector for the next one.
-    fn hand_over(&mut self, sample: ScrapedSample<'a>, on_sample: &mut impl FnMut(&ScrapedSample<'a>)) {
+    /// The rest of a text-format series after its name (ending at `name_end`): its label
+    /// set, if any, read into `labels`. Returns where the series text ends; `pos` is then at
+    /// the value, past blanks.
+    fn text_series(
+        &mut self,
+        name_end: usize,
+        labels: &mut Vec<(&'a str, Cow<'a, str>)>,
+    ) -> Result<usize, ParseError> {
+        self.pos = name_end;
+        self.skip_blanks();
+        if self.peek() != Some(b'{') {
+            return Ok(name_end);
+        }
+        self.pos += 1;
+        self.text_labels(labels)?;
+        let series_end = self.pos;
+        self.skip_blanks();
+        Ok(series_end)
+    }
+
+    /// Passes a complete sample to `on_sample`, keeping its label vector for the next one,
+    /// and moves on to the series expected next.
+    fn hand_over(
+        &mut self,
+        sample: ScrapedSample<'a>,
+        on_sample: &mut impl FnMut(&ScrapedSample<'a>) -> Option<usize>,
+    ) {
+        if let Some(position) = sample.position {
+            self.cursor = position + 1;
+        }
         self.sample = sample;
-        on_sample(&self.sample);
+        if let Some(next) = on_sample(&self.sample) {
+            self.cursor = next;
+        }
     }
 
     /// Whether a text-format timestamp starts at `index`: digits, optionally signed.
@@ -807,7 +959,7 @@ impl<'a> Parser<'a> {
 
     fn parse_openmetrics(
         &mut self,
-        on_sample: &mut impl FnMut(&ScrapedSample<'a>),
+        on_sample: &mut impl FnMut(&ScrapedSample<'a>) -> Option<usize>,
     ) -> Result<(), ParseError> {
         loop {
             let Some(byte) = self.peek() else {
@@ -955,18 +1107,23 @@ impl<'a> Parser<'a> {
 
     fn openmetrics_sample(
         &mut self,
-        on_sample: &mut impl FnMut(&ScrapedSample<'a>),
+        on_sample: &mut impl FnMut(&ScrapedSample<'a>) -> Option<usize>,
     ) -> Result<(), ParseError> {
         let name_start = self.pos;
         let name_end = self.scan_class(name_start, METRIC_NAME_CHAR);
         let name = self.text(name_start, name_end);
-        self.pos = name_end;
-
         let mut labels = std::mem::take(&mut self.sample.labels);
         labels.clear();
-        if self.peek() == Some(b'{') {
-            self.pos += 1;
-            self.openmetrics_labels(Some(&mut labels), QuotedIn::OpenMetricsLabels)?;
+        let position = self.expected_series(true).map(|expected_end| {
+            self.pos = expected_end;
+            self.cursor
+        });
+        if position.is_none() {
+            self.pos = name_end;
+            if self.peek() == Some(b'{') {
+                self.pos += 1;
+                self.openmetrics_labels(Some(&mut labels), QuotedIn::OpenMetricsLabels)?;
+            }
         }
         let series_end = self.pos;
 
@@ -1013,6 +1170,7 @@ impl<'a> Parser<'a> {
                 series: self.text(name_start, series_end),
                 name,
                 labels,
+                position,
                 value,
                 timestamp_ms,
             },
@@ -1466,6 +1624,105 @@ mod tests {
             .iter()
             .map(|(name, value)| (*name, value.as_ref()))
             .collect()
+    }
+
+    /// A sample read with an order: its position, name, labels and value.
+    type OrderedSample = (Option<usize>, String, Vec<(String, String)>, f64);
+
+    /// Parses `body` with the order of `earlier`'s series: each sample's position (when its
+    /// labels were skipped), name, labels and value. `resume` maps a series text to the
+    /// position the callback says to expect next.
+    fn ordered(
+        earlier: &str,
+        body: &str,
+        format: Format,
+        resume: &[(&str, usize)],
+    ) -> Result<Vec<OrderedSample>, ParseError> {
+        let mut order = SeriesOrder::new();
+        order.clear(format);
+        parse_each(earlier, format, |sample| order.push(Arc::from(sample.series)))
+            .expect("the earlier body parses");
+        let mut samples = Vec::new();
+        parse_each_ordered(body, format, &order, |sample| {
+            let labels = sample
+                .labels
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect();
+            samples.push((sample.position, sample.name.to_owned(), labels, sample.value));
+            resume
+                .iter()
+                .find(|(series, _)| *series == sample.series)
+                .map(|(_, position)| *position)
+        })?;
+        Ok(samples)
+    }
+
+    #[test]
+    fn an_ordered_parse_skips_the_labels_of_series_written_as_expected() {
+        let earlier = "a 1\nb{x=\"1\"} 2\nc 3\nd{y=\"q\\\"uote\"} 4\n";
+        let body = "a 5\nb{x=\"1\"} 6\nc_total 7\nc 8\nb{x=\"2\"} 9\nd{y=\"q\\\"uote\"} 10\n";
+        let samples = ordered(earlier, body, Format::PrometheusText, &[]).expect("parses");
+        let positions: Vec<Option<usize>> = samples.iter().map(|sample| sample.0).collect();
+        // `c_total` is not `c`; after it `c` is still expected; `b{x="2"}` is not `d{...}`.
+        assert_eq!(positions, [Some(0), Some(1), None, Some(2), None, Some(3)]);
+        let names: Vec<&str> = samples.iter().map(|sample| sample.1.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c_total", "c", "b", "d"]);
+        let values: Vec<f64> = samples.iter().map(|sample| sample.3).collect();
+        assert_eq!(values, [5.0, 6.0, 7.0, 8.0, 9.0, 10.0]);
+        // Labels are read only for the series not expected.
+        assert!(samples[1].2.is_empty());
+        assert_eq!(samples[4].2, [("x".to_owned(), "2".to_owned())]);
+
+        // A bare name expected where the body gives it labels, after blanks or not.
+        for body in ["a {z=\"1\"} 1\n", "a{z=\"1\"} 1\n", "a\t{z=\"1\"} 1\n"] {
+            let samples = ordered("a 1\n", body, Format::PrometheusText, &[]).expect("parses");
+            assert_eq!(samples[0].0, None, "{body:?}");
+            assert_eq!(samples[0].2, [("z".to_owned(), "1".to_owned())], "{body:?}");
+        }
+        // A series expected but now followed by a timestamp, or blanks: still the series.
+        let samples = ordered("a 1\n", "a   2 1000\n", Format::PrometheusText, &[]).expect("parses");
+        assert_eq!(samples[0].0, Some(0));
+
+        // The order of a body in the other format is not used: a text valid in the text
+        // format (a trailing comma) is an error in OpenMetrics.
+        let mut text_order = SeriesOrder::new();
+        text_order.clear(Format::PrometheusText);
+        text_order.push(Arc::from("a{x=\"1\",}"));
+        let body = "a{x=\"1\",} 1\n# EOF\n";
+        let error = parse_each_ordered(body, Format::OpenMetrics, &text_order, |_| None)
+            .expect_err("OpenMetrics refuses the trailing comma");
+        assert_eq!(error, open_metrics_error(body));
+        let samples = ordered(
+            "a{x=\"1\"} 1\n# EOF\n",
+            "a{x=\"1\"} 2\n# EOF\n",
+            Format::OpenMetrics,
+            &[],
+        );
+        assert_eq!(samples.expect("parses")[0].0, Some(0));
+    }
+
+    #[test]
+    fn an_ordered_parse_resumes_where_the_caller_says() {
+        let earlier = "a 1\nb 2\nc 3\nd 4\n";
+        // `a` gone: nothing matches until the caller, knowing `b` was at 1, says 2 is next.
+        let samples =
+            ordered(earlier, "b 2\nc 3\nd 4\n", Format::PrometheusText, &[("b", 2)]).expect("parses");
+        let positions: Vec<Option<usize>> = samples.iter().map(|sample| sample.0).collect();
+        assert_eq!(positions, [None, Some(2), Some(3)]);
+        // Past the end of the order, nothing is expected.
+        let samples = ordered(earlier, "d 4\ne 5\n", Format::PrometheusText, &[("d", 9)]).expect("parses");
+        let positions: Vec<Option<usize>> = samples.iter().map(|sample| sample.0).collect();
+        assert_eq!(positions, [None, None]);
+    }
+
+    #[test]
+    fn a_series_over_lines_is_never_expected() {
+        // A raw line feed in a quoted value: skipping it would lose the line count.
+        let earlier = "a{x=\"1\n2\"} 1\n";
+        let samples = ordered(earlier, "a{x=\"1\n2\"} 1\nb{ 2\n", Format::PrometheusText, &[]);
+        let expected = parse("a{x=\"1\n2\"} 1\nb{ 2\n", Format::PrometheusText).map(|_| ());
+        assert_eq!(samples.map(|_| ()), expected);
     }
 
     #[test]

@@ -66,7 +66,12 @@ struct Entry {
     seen: u64,
     /// The last scrape that had it without an explicit timestamp: only those go stale.
     tracked: u64,
+    /// Where the last successful scrape had it in its body ([`NO_POSITION`] if it did not).
+    position: u32,
 }
+
+/// The position of a cache entry not in the last successful scrape's order.
+const NO_POSITION: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct KeptSeries {
@@ -86,7 +91,8 @@ struct KeptSeries {
 /// `scrape_series_added` (cache misses). Entries not seen by a successful non-empty scrape are
 /// dropped after it, so the cache follows the target's series.
 pub struct ScrapeCache {
-    index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    /// Entries by series text; the texts are shared with `order`.
+    index: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
     /// Scrapes done; entries mark the scrape that saw them by this number.
@@ -99,6 +105,13 @@ pub struct ScrapeCache {
     synthetic: Vec<(Arc<Labels>, Option<SeriesRef>)>,
     /// The last scrape's list of the entries it saw, reused.
     touched: Vec<(u32, bool)>,
+    /// The series of the last successful scrape, as its body wrote them and in its order, and
+    /// their entries' slots: the next body, most likely in the same order, is compared with
+    /// them as it is parsed, which spares reading label sets and looking texts up.
+    order: parse::SeriesOrder,
+    order_slots: Vec<u32>,
+    /// The memory of an older order, reused for the next one.
+    spare_order: parse::SeriesOrder,
     hasher: foldhash::fast::FixedState,
 }
 
@@ -130,6 +143,9 @@ impl ScrapeCache {
             successful_count: 0,
             synthetic: Vec::new(),
             touched: Vec::new(),
+            order: parse::SeriesOrder::new(),
+            order_slots: Vec::new(),
+            spare_order: parse::SeriesOrder::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x0b5_5c4a),
         }
     }
@@ -149,7 +165,7 @@ impl ScrapeCache {
         self.hasher.hash_one(labels)
     }
 
-    fn insert(&mut self, key: &str, entry: Entry) -> u32 {
+    fn insert(&mut self, key: Arc<str>, entry: Entry) -> u32 {
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.entries[slot as usize] = Some(entry);
@@ -160,7 +176,7 @@ impl ScrapeCache {
                 (self.entries.len() - 1) as u32
             }
         };
-        self.index.insert(key.into(), slot);
+        self.index.insert(key, slot);
         slot
     }
 
@@ -662,14 +678,20 @@ fn finish(
     result.duration = started.elapsed();
     let (scraped, post_relabel, added) = match processed {
         Ok((counts, empty_body)) => {
-            for &(slot, tracked) in &counts.touched {
+            cache.spare_order = std::mem::replace(&mut cache.order, counts.order);
+            let mut order_slots = std::mem::take(&mut cache.order_slots);
+            order_slots.clear();
+            for (position, &(slot, tracked)) in counts.touched.iter().enumerate() {
+                order_slots.push(slot);
                 if let Some(entry) = cache.entry_mut(slot) {
                     entry.seen = iteration;
+                    entry.position = position as u32;
                     if tracked {
                         entry.tracked = iteration;
                     }
                 }
             }
+            cache.order_slots = order_slots;
             cache.touched = counts.touched;
             cache.stale_markers(previous, Some(iteration), scrape_ts, &mut result);
             // As Prometheus: an empty body (usually a failing exporter) does not flush.
@@ -689,6 +711,9 @@ fn finish(
             // Series that varied over failed scrapes would otherwise pile up.
             if cache.len() > cache.successful_count * 2 + 1000 {
                 cache.flush(iteration);
+                // The order may name entries the flush dropped, whose slots new ones take.
+                cache.order = parse::SeriesOrder::new();
+                cache.order_slots.clear();
             }
             cache.previous_ok = false;
             (0, 0, 0)
@@ -730,6 +755,8 @@ struct Counts {
     added: usize,
     /// Each sample's cache slot, and whether it counts for staleness (no explicit timestamp).
     touched: Vec<(u32, bool)>,
+    /// The body's series texts, in order.
+    order: parse::SeriesOrder,
 }
 
 /// Why a scrape's body was refused as a whole.
@@ -764,6 +791,10 @@ fn process(
     out.slots.reserve(cache.len() + SYNTHETIC_NAMES.len());
     let mut touched = std::mem::take(&mut cache.touched);
     touched.clear();
+    let order = std::mem::take(&mut cache.order);
+    let order_slots = std::mem::take(&mut cache.order_slots);
+    let mut next_order = std::mem::take(&mut cache.spare_order);
+    next_order.clear(format);
     let mut scraped = 0;
     let mut added = 0;
     // The texts this body added to the cache, for a syntax error found after them.
@@ -771,18 +802,36 @@ fn process(
     let entries_before = cache.entries.len();
     // The first sample refused; the rest of the body is still parsed for syntax errors.
     let mut refused: Option<ProcessError> = None;
-    let parsed = parse::parse_each(body, format, |sample| {
+    let parsed = parse::parse_each_ordered(body, format, &order, |sample| {
         scraped += 1;
         if refused.is_some() {
-            return;
+            return None;
         }
         let explicit = config.honor_timestamps && sample.timestamp_ms.is_some();
         let ts = match sample.timestamp_ms {
             Some(ts) if explicit => ts,
             _ => scrape_ts,
         };
-        let slot = match cache.index.get(sample.series) {
-            Some(&slot) => slot,
+        // Where the body goes on in the last order, when it left it.
+        let mut resume = None;
+        let known = sample
+            .position
+            .and_then(|position| Some((*order_slots.get(position)?, order.get(position)?)));
+        let (slot, key) = match known.or_else(|| {
+            cache
+                .index
+                .get_key_value(sample.series)
+                .map(|(key, &slot)| (slot, key))
+        }) {
+            Some((slot, key)) => {
+                if sample.position.is_none() {
+                    resume = cache
+                        .entry(slot)
+                        .filter(|entry| entry.position != NO_POSITION)
+                        .map(|entry| entry.position as usize + 1);
+                }
+                (slot, Arc::clone(key))
+            }
             None => {
                 let kept = match series_labels(sample, target, config) {
                     Ok(kept) => kept.map(|labels| KeptSeries {
@@ -792,22 +841,26 @@ fn process(
                     }),
                     Err(err) => {
                         refused = Some(err);
-                        return;
+                        return None;
                     }
                 };
                 added += usize::from(kept.is_some());
                 inserted.push(sample.series);
-                cache.insert(
-                    sample.series,
+                let key: Arc<str> = Arc::from(sample.series);
+                let slot = cache.insert(
+                    Arc::clone(&key),
                     Entry {
                         kept,
                         seen: 0,
                         tracked: 0,
+                        position: NO_POSITION,
                     },
-                )
+                );
+                (slot, key)
             }
         };
         touched.push((slot, !explicit));
+        next_order.push(key);
         if let Some(kept) = cache.entry(slot).and_then(|entry| entry.kept.as_ref()) {
             out.samples.push(RefSample {
                 series: kept.series,
@@ -817,19 +870,26 @@ fn process(
             });
             out.slots.push(slot);
         }
+        resume
     });
+    // The last order stays until this body's replaces it in `finish`.
+    cache.order = order;
+    cache.order_slots = order_slots;
     let metadata = match parsed {
         Ok(metadata) => metadata,
         Err(err) => {
             cache.forget_inserted(&inserted, entries_before);
+            cache.spare_order = next_order;
             return Err(err.into());
         }
     };
     if let Some(err) = refused {
+        cache.spare_order = next_order;
         return Err(err);
     }
     let post_relabel = out.samples.len();
     if config.sample_limit > 0 && post_relabel > config.sample_limit {
+        cache.spare_order = next_order;
         return Err(ProcessError::Limit(format!(
             "sample limit exceeded ({post_relabel} samples, limit {})",
             config.sample_limit
@@ -853,6 +913,7 @@ fn process(
         post_relabel,
         added,
         touched,
+        order: next_order,
     })
 }
 
@@ -1074,6 +1135,86 @@ mod tests {
             ))
         );
         assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn series_in_the_last_order_are_what_a_full_parse_makes_of_them() {
+        let (job, target) = job_and_target(
+            "    sample_limit: 1500\n    metric_relabel_configs:\n      - source_labels: [__name__]\n        regex: c\n        action: drop\n",
+        );
+        let many = |prefix: &str| -> String { (0..2000).map(|i| format!("{prefix}_{i} 1\n")).collect() };
+        let bodies = [
+            "a 1\nb{x=\"1\"} 2\nc 3\n".to_owned(),
+            "a 2\nb{x=\"1\"} 3\nc 4\n".to_owned(),
+            // Reordered, one gone, one new, one renamed into a longer name.
+            "c 5\nnew 1\na_b 7\na 3\n".to_owned(),
+            "a 1\nzz{ 1\n".to_owned(),
+            "a 4\nb{x=\"1\"} 5\nc 6\nb{x=\"1\",y=\"2\"} 1\n".to_owned(),
+            // Over the sample limit, twice: the cache grows past its bound and is flushed,
+            // and new series take the freed slots.
+            many("p"),
+            many("q"),
+            "q_0 1\nq_1 1\nb{x=\"1\"} 5\na 4\n".to_owned(),
+            "a 4\nb{x=\"1\"} 5\nc 6\nb{x=\"1\",y=\"2\"} 1\n".to_owned(),
+            "a 5\nb{x=\"1\"} 6\nc 7\nb{x=\"1\",y=\"2\"} 2\n".to_owned(),
+        ];
+        let described = |result: &ScrapeResult| -> (Option<String>, Vec<String>) {
+            let samples = result
+                .samples
+                .iter()
+                .filter(|sample| sample.labels.get(METRIC_NAME_LABEL) != Some("scrape_duration_seconds"))
+                .map(|sample| {
+                    format!(
+                        "{} {} {:x}",
+                        sample.labels,
+                        sample.timestamp_ms,
+                        sample.value.to_bits()
+                    )
+                })
+                .collect();
+            (result.error.clone(), samples)
+        };
+        let mut ordered = ScrapeCache::new();
+        let mut unordered = ScrapeCache::new();
+        let mut hits = 0;
+        for (index, body) in bodies.iter().enumerate() {
+            let ts = 1_000_000 + index as i64 * 1000;
+            unordered.order = parse::SeriesOrder::new();
+            let expected = scrape_result(
+                Fetched::Body {
+                    body: body.clone(),
+                    content_type: None,
+                },
+                &target,
+                &job,
+                ts,
+                &mut unordered,
+                Instant::now(),
+            );
+            let order = ordered.order.clone();
+            hits = 0;
+            parse::parse_each_ordered(body, Format::PrometheusText, &order, |sample| {
+                hits += usize::from(sample.position.is_some());
+                None
+            })
+            .ok();
+            let got = scrape_result(
+                Fetched::Body {
+                    body: body.clone(),
+                    content_type: None,
+                },
+                &target,
+                &job,
+                ts,
+                &mut ordered,
+                Instant::now(),
+            );
+            assert_eq!(described(&got), described(&expected), "body {index}");
+            ordered.record_handles(&got);
+            unordered.record_handles(&expected);
+        }
+        // The last body, written as the one before, was read by its order.
+        assert_eq!(hits, 4);
     }
 
     #[test]
