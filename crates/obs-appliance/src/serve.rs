@@ -445,17 +445,18 @@ async fn run_retention(manager: Arc<RetentionManager>, shutdown: CancellationTok
     }
 }
 
-/// Flushes sealed chunks every minute and checkpoints every ten.
+/// Flushes sealed chunks every minute, and sooner when many were sealed at once; checkpoints
+/// every ten minutes.
 async fn run_metrics_maintenance(store: Arc<MetricsStore>, shutdown: CancellationToken) {
-    let mut since_checkpoint = Duration::ZERO;
+    let mut last_checkpoint = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(FLUSH_INTERVAL) => {}
+            () = store.flush_requested() => {}
         }
-        since_checkpoint += FLUSH_INTERVAL;
-        if since_checkpoint >= CHECKPOINT_INTERVAL {
-            since_checkpoint = Duration::ZERO;
+        if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+            last_checkpoint = tokio::time::Instant::now();
             if let Err(err) = checkpoint(&store).await {
                 tracing::error!(error = %err, "metrics checkpoint failed; retrying at the next one");
             }

@@ -42,12 +42,15 @@ use crate::remote_write::{self, InvalidSeries, RawRequest};
 use crate::slots::Slots;
 use crate::walrec;
 
-/// redb's page cache for the index (label sets and bounds of every series).
-const INDEX_CACHE_BYTES: usize = 32 << 20;
+/// redb's page cache for the index (label sets and bounds of every series), which the head
+/// reads at start and flushes write.
+const INDEX_CACHE_BYTES: usize = 4 << 20;
 /// redb's page cache for each open day partition. redb's default (1 GiB per database) let
 /// every partition written or read keep up to a gibibyte of pages resident; the operating
-/// system's page cache holds the files anyway, so a miss costs a copy, not a disk read.
-const PARTITION_CACHE_BYTES: usize = 16 << 20;
+/// system's page cache holds the files anyway, so a miss costs a copy, not a disk read. At
+/// 16 MiB the caches of the index and today's partition were a fifth of the memory of a
+/// 100k-series scrape load (`docs/benchmarks.md`).
+const PARTITION_CACHE_BYTES: usize = 4 << 20;
 
 /// Sealed chunks written to a day partition (or series to the index) per transaction.
 const CHUNKS_PER_TRANSACTION: usize = 8192;
@@ -79,6 +82,9 @@ pub struct MetricsOptions {
     pub max_series_per_metric: usize,
     /// The write-ahead log.
     pub wal: WalOptions,
+    /// Sealed chunks after which [`MetricsStore::flush_requested`] asks for a flush before
+    /// the scheduled one.
+    pub flush_soon_chunks: usize,
 }
 
 impl Default for MetricsOptions {
@@ -93,6 +99,7 @@ impl Default for MetricsOptions {
             max_series: 2_000_000,
             max_series_per_metric: 200_000,
             wal: WalOptions::named("metrics"),
+            flush_soon_chunks: FLUSH_SOON_CHUNKS,
         }
     }
 }
@@ -251,8 +258,9 @@ fn storage_error(path: &std::path::Path, err: impl std::fmt::Display) -> Metrics
 #[derive(Debug)]
 struct SeriesRow {
     id: u32,
-    /// The encoded label set, for a series not yet in the index.
-    labels: Option<Vec<u8>>,
+    /// The label set, for a series not yet in the index: shared with the head, encoded as it
+    /// is written (the first flush after a start writes every series at once).
+    labels: Option<Arc<Labels>>,
     /// Its first and last sample's timestamps.
     bounds: (i64, i64),
 }
@@ -262,7 +270,9 @@ struct SeriesRow {
 struct MemChunk {
     min_ts: i64,
     max_ts: i64,
-    bytes: Arc<Vec<u8>>,
+    /// One allocation of exactly the chunk's length: a sealing wave seals every series' chunk
+    /// at once, and they wait in memory for the next flush.
+    bytes: Arc<[u8]>,
 }
 
 #[derive(Debug)]
@@ -283,10 +293,18 @@ struct SeriesState {
     in_index: bool,
     /// Its definition is in a durable log record or in the index.
     defined: bool,
+    /// The samples at which the open chunk is sealed: [`SAMPLES_PER_CHUNK`], but for a chunk
+    /// opened when every series opened one (the first, after a checkpoint sealed them all, or
+    /// at midnight), which is `stagger` samples shorter. Series created together then seal
+    /// at different scrapes rather than all at once.
+    chunk_samples: u8,
+    /// Up to half a chunk, from the series id.
+    stagger: u8,
 }
 
 impl SeriesState {
-    fn new(labels: Arc<Labels>) -> SeriesState {
+    fn new(labels: Arc<Labels>, id: u32) -> SeriesState {
+        let stagger = id as usize % (SAMPLES_PER_CHUNK / 2);
         SeriesState {
             labels,
             open: XorEncoder::new(),
@@ -298,6 +316,8 @@ impl SeriesState {
             bounds_dirty: true,
             in_index: false,
             defined: false,
+            chunk_samples: (SAMPLES_PER_CHUNK - stagger) as u8,
+            stagger: stagger as u8,
         }
     }
 
@@ -312,8 +332,15 @@ impl SeriesState {
         self.sealed.push(MemChunk {
             min_ts: open.first_ts(),
             max_ts: open.last_ts(),
-            bytes: Arc::new(bytes),
+            bytes: Arc::from(bytes),
         });
+    }
+
+    /// Seals the open chunk where every series seals its own (a checkpoint, midnight): the
+    /// next chunk is shorter by the series' stagger.
+    fn seal_open_staggered(&mut self) {
+        self.seal_open();
+        self.chunk_samples = (SAMPLES_PER_CHUNK - usize::from(self.stagger)) as u8;
     }
 
     /// Turns out-of-order samples into sealed chunks (split by day and chunk size).
@@ -336,7 +363,7 @@ impl SeriesState {
             self.sealed.push(MemChunk {
                 min_ts: part[0].0,
                 max_ts: part[part.len() - 1].0,
-                bytes: Arc::new(chunk::encode_sealed(part)),
+                bytes: Arc::from(chunk::encode_sealed(part)),
             });
             start = end;
         }
@@ -363,8 +390,11 @@ impl SeriesState {
         if self.open.is_empty() && ts > self.max_ts {
             self.append_open(ts, value);
         } else if !self.open.is_empty() && ts > self.open.last_ts() {
-            if ts > self.open_day_last_ms || self.open.len() >= SAMPLES_PER_CHUNK {
+            if ts > self.open_day_last_ms {
+                self.seal_open_staggered();
+            } else if self.open.len() >= usize::from(self.chunk_samples) {
                 self.seal_open();
+                self.chunk_samples = SAMPLES_PER_CHUNK as u8;
             }
             self.append_open(ts, value);
         } else {
@@ -474,7 +504,7 @@ impl Head {
             return id;
         }
         let id = self.series.len() as u32;
-        self.insert(id, SeriesState::new(labels));
+        self.insert(id, SeriesState::new(labels, id));
         id
     }
 
@@ -490,7 +520,7 @@ impl Head {
                 if self.by_labels.contains_key(&labels) {
                     return Err(format!("record defines {labels} again under another id {id}"));
                 }
-                let mut state = SeriesState::new(Arc::new(labels));
+                let mut state = SeriesState::new(Arc::new(labels), id);
                 state.defined = true;
                 self.insert(id, state);
                 Ok(())
@@ -639,11 +669,15 @@ struct Written {
     samples: u64,
 }
 
+/// The accepted samples of one series in a batch. Most series get one sample per batch (a
+/// scrape, a remote_write of one interval), kept inline: no allocation per sample.
+type BatchSamples = smallvec::SmallVec<[(i64, f64); 1]>;
+
 /// Accepted samples of a batch by series, in first-seen order; a series named twice in one
 /// batch gets one entry, so its samples are checked against each other.
 #[derive(Debug, Default)]
 struct Accepted {
-    by_series: Vec<(u32, Vec<(i64, f64)>)>,
+    by_series: Vec<(u32, BatchSamples)>,
     index: HashMap<u32, usize, foldhash::fast::RandomState>,
 }
 
@@ -656,10 +690,9 @@ impl Accepted {
         }
     }
 
-    fn add(&mut self, id: u32, check: impl FnOnce(&mut Vec<(i64, f64)>)) {
+    fn add(&mut self, id: u32, check: impl FnOnce(&mut BatchSamples)) {
         let position = *self.index.entry(id).or_insert_with(|| {
-            // Most series get one sample per batch (a scrape, a remote_write of one interval).
-            self.by_series.push((id, Vec::with_capacity(1)));
+            self.by_series.push((id, BatchSamples::new()));
             self.by_series.len() - 1
         });
         check(&mut self.by_series[position].1);
@@ -717,7 +750,7 @@ fn load_index(
         let (id, encoded) = entry.map_err(|err| storage_error(path, err))?;
         let id = id.value();
         let (labels, _) = Labels::decode(encoded.value()).map_err(|err| storage_error(path, err))?;
-        let mut state = SeriesState::new(Arc::new(labels));
+        let mut state = SeriesState::new(Arc::new(labels), id);
         if let Some(bounds) = &bounds
             && let Some(range) = bounds.get(id).map_err(|err| storage_error(path, err))?
         {
@@ -746,11 +779,20 @@ pub struct MetricsStore {
     apply_gate: Arc<tokio::sync::RwLock<()>>,
     /// Serializes flushes.
     flush_lock: Mutex<()>,
+    /// Chunks sealed since the last flush took the sealed ones.
+    sealed_since_flush: std::sync::atomic::AtomicUsize,
+    /// Signalled when `sealed_since_flush` passes [`FLUSH_SOON_CHUNKS`].
+    flush_wanted: tokio::sync::Notify,
     pressure: OnceLock<Arc<DiskPressure>>,
     /// Type, help and unit by metric family, as the last senders described them. In memory
     /// only, like Prometheus' scrape caches: senders repeat it with every scrape or export.
     metadata: RwLock<BTreeMap<String, Vec<MetricMetadata>>>,
 }
+
+/// Sealed chunks that ask for a flush before the next scheduled one. Every series seals its
+/// chunk at the same scrape (a sealing wave, every 120 samples); flushing as they pile up
+/// keeps the memory they hold while they wait for the disk to a few megabytes.
+const FLUSH_SOON_CHUNKS: usize = 16_384;
 
 /// The most metric families whose metadata is kept.
 const MAX_METADATA_FAMILIES: usize = 100_000;
@@ -886,6 +928,8 @@ impl MetricsStore {
             }),
             apply_gate: Arc::new(tokio::sync::RwLock::new(())),
             flush_lock: Mutex::new(()),
+            sealed_since_flush: std::sync::atomic::AtomicUsize::new(0),
+            flush_wanted: tokio::sync::Notify::new(),
             pressure: OnceLock::new(),
             metadata: RwLock::new(BTreeMap::new()),
         };
@@ -1194,7 +1238,7 @@ impl MetricsStore {
         samples: &[(i64, f64)],
         bounds: &SampleBounds,
         outcome: &mut AppendOutcome,
-        kept: &mut Vec<(i64, f64)>,
+        kept: &mut BatchSamples,
     ) {
         let Some(state) = head.state(id) else {
             return;
@@ -1284,7 +1328,7 @@ impl MetricsStore {
         &self,
         head: &mut Head,
         reservation: WalReservation,
-        accepted: Vec<(u32, Vec<(i64, f64)>)>,
+        accepted: Vec<(u32, BatchSamples)>,
         outcome: &mut AppendOutcome,
         durable: bool,
     ) -> Result<Option<(PendingAppend, Vec<u32>)>, MetricsError> {
@@ -1307,8 +1351,10 @@ impl MetricsStore {
             self.wal.append_reserved_deferred(reservation, record)?
         };
         let before = (outcome.accepted, outcome.duplicates);
+        let mut sealed = 0;
         for (id, samples) in accepted {
             if let Some(Some(state)) = head.series.get_mut(id as usize) {
+                let sealed_before = state.sealed.len();
                 for (ts, value) in samples {
                     if state.apply(ts, value) {
                         outcome.accepted += 1;
@@ -1316,6 +1362,17 @@ impl MetricsStore {
                         outcome.duplicates += 1;
                     }
                 }
+                sealed += state.sealed.len().saturating_sub(sealed_before);
+            }
+        }
+        if sealed > 0 {
+            let total = self
+                .sealed_since_flush
+                .fetch_add(sealed, std::sync::atomic::Ordering::Relaxed)
+                + sealed;
+            let threshold = self.options.flush_soon_chunks;
+            if total >= threshold && total - sealed < threshold {
+                self.flush_wanted.notify_one();
             }
         }
         let metrics = self_metrics();
@@ -1405,6 +1462,12 @@ impl MetricsStore {
         })
     }
 
+    /// Resolves when enough chunks were sealed since the last flush that one should run now
+    /// rather than at its schedule.
+    pub async fn flush_requested(&self) {
+        self.flush_wanted.notified().await;
+    }
+
     /// Writes every sealed chunk and changed series to disk with a durable commit.
     pub fn flush(&self) -> Result<(), MetricsError> {
         let _flushing = self
@@ -1417,6 +1480,8 @@ impl MetricsStore {
         let mut series_rows: Vec<SeriesRow> = Vec::new();
         {
             let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
+            self.sealed_since_flush
+                .store(0, std::sync::atomic::Ordering::Relaxed);
             for (index, slot) in head.series.iter_mut().enumerate() {
                 let Some(state) = slot else { continue };
                 let id = index as u32;
@@ -1436,11 +1501,7 @@ impl MetricsStore {
                 // need to cover what is on disk, and the log replays the samples after them
                 // (a checkpoint seals every open chunk, so it writes them all).
                 if !state.in_index || (state.bounds_dirty && !state.sealed.is_empty()) {
-                    let labels = (!state.in_index).then(|| {
-                        let mut encoded = Vec::new();
-                        state.labels.encode(&mut encoded);
-                        encoded
-                    });
+                    let labels = (!state.in_index).then(|| Arc::clone(&state.labels));
                     series_rows.push(SeriesRow {
                         id,
                         labels,
@@ -1488,6 +1549,7 @@ impl MetricsStore {
         // The index first: every series id found in a partition has its labels in the index,
         // so that replay after a crash can never give that id to another series.
         let path = self.layout.signal_dir(Signal::Metrics).join("index.redb");
+        let mut encoded = Vec::new();
         for series_rows in series_rows.chunks(CHUNKS_PER_TRANSACTION) {
             let txn = self
                 .index
@@ -1499,7 +1561,9 @@ impl MetricsStore {
                     .open_table(SERIES_BOUNDS)
                     .map_err(|err| storage_error(&path, err))?;
                 for row in series_rows {
-                    if let Some(encoded) = &row.labels {
+                    if let Some(labels) = &row.labels {
+                        encoded.clear();
+                        labels.encode(&mut encoded);
                         series
                             .insert(row.id, encoded.as_slice())
                             .map_err(|err| storage_error(&path, err))?;
@@ -1535,7 +1599,7 @@ impl MetricsStore {
                                 .map_err(|err| storage_error(&path, err))?;
                             match existing {
                                 None => break,
-                                Some(stored) if stored.value() == chunk.bytes.as_slice() => {
+                                Some(stored) if stored.value() == &chunk.bytes[..] => {
                                     sequence = u32::MAX;
                                     break;
                                 }
@@ -1546,7 +1610,7 @@ impl MetricsStore {
                             continue;
                         }
                         table
-                            .insert((*id, chunk.min_ts, sequence), chunk.bytes.as_slice())
+                            .insert((*id, chunk.min_ts, sequence), &chunk.bytes[..])
                             .map_err(|err| storage_error(&path, err))?;
                         written.chunks += 1;
                         written.bytes += chunk.bytes.len() as u64;
@@ -1574,7 +1638,7 @@ impl MetricsStore {
         {
             let mut head = self.head.write().unwrap_or_else(|poison| poison.into_inner());
             for state in head.series.iter_mut().flatten() {
-                state.seal_open();
+                state.seal_open_staggered();
             }
         }
         self.flush()?;
@@ -1812,6 +1876,49 @@ impl PartitionSet for MetricsStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At which of `steps` scrapes (one sample each, 15 s apart from `start`) each series
+    /// seals a chunk, for series created together.
+    fn seal_steps(states: &mut [SeriesState], start: i64, steps: std::ops::Range<i64>) -> Vec<Vec<i64>> {
+        let mut sealed_at = vec![Vec::new(); states.len()];
+        for step in steps {
+            for (state, sealed_at) in states.iter_mut().zip(&mut sealed_at) {
+                let before = state.sealed.len();
+                assert!(state.apply(start + step * 15_000, step as f64));
+                if state.sealed.len() > before {
+                    sealed_at.push(step);
+                }
+            }
+        }
+        sealed_at
+    }
+
+    #[test]
+    fn series_created_together_seal_their_chunks_at_different_scrapes() {
+        let labels = Arc::new(Labels::from_pairs([("__name__", "wave")]).unwrap());
+        let mut states: Vec<SeriesState> = (0..120)
+            .map(|id| SeriesState::new(Arc::clone(&labels), id))
+            .collect();
+        // Midnight of a day, so that no day boundary falls in the 400 scrapes (100 minutes).
+        let start = 20_000 * 86_400_000;
+        let sealed_at = seal_steps(&mut states, start, 0..400);
+        // The first chunk of series `id` holds 120 - id % 60 samples, the later ones 120.
+        for (id, steps) in sealed_at.iter().enumerate() {
+            let first = 120 - id as i64 % 60;
+            assert_eq!(steps, &[first, first + 120, first + 240], "series {id}");
+        }
+        let distinct: std::collections::BTreeSet<i64> = sealed_at.iter().map(|steps| steps[0]).collect();
+        assert_eq!(distinct.len(), 60);
+        // A checkpoint seals every chunk at once; the next ones are staggered again.
+        for state in &mut states {
+            state.seal_open_staggered();
+        }
+        let sealed_at = seal_steps(&mut states, start, 400..700);
+        for (id, steps) in sealed_at.iter().enumerate() {
+            let first = 400 + 120 - id as i64 % 60;
+            assert_eq!(steps[..2], [first, first + 120], "series {id}");
+        }
+    }
 
     #[test]
     fn a_later_sample_is_another_day_exactly_when_day_containing_says_so() {

@@ -24,8 +24,11 @@ pub(crate) struct Record {
 }
 
 /// Encodes a record.
-pub(crate) fn encode(definitions: &[(u32, &Labels)], samples: &[(u32, Vec<(i64, f64)>)]) -> Vec<u8> {
-    let sample_count: usize = samples.iter().map(|(_, s)| s.len()).sum();
+pub(crate) fn encode<S: AsRef<[(i64, f64)]>>(
+    definitions: &[(u32, &Labels)],
+    samples: &[(u32, S)],
+) -> Vec<u8> {
+    let sample_count: usize = samples.iter().map(|(_, s)| s.as_ref().len()).sum();
     let mut buffer = Vec::with_capacity(9 + definitions.len() * 96 + samples.len() * 8 + sample_count * 16);
     buffer.push(VERSION);
     buffer.extend_from_slice(&(definitions.len() as u32).to_le_bytes());
@@ -35,6 +38,7 @@ pub(crate) fn encode(definitions: &[(u32, &Labels)], samples: &[(u32, Vec<(i64, 
     }
     buffer.extend_from_slice(&(samples.len() as u32).to_le_bytes());
     for (id, series_samples) in samples {
+        let series_samples = series_samples.as_ref();
         buffer.extend_from_slice(&id.to_le_bytes());
         buffer.extend_from_slice(&(series_samples.len() as u32).to_le_bytes());
         for &(ts, value) in series_samples {

@@ -331,6 +331,53 @@ fn checkpoint_truncates_the_log_and_data_survives_from_partitions() {
 }
 
 #[test]
+fn a_sealing_wave_asks_for_a_flush_before_the_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let options = MetricsOptions {
+        flush_soon_chunks: 3,
+        ..MetricsOptions::default()
+    };
+    let (store, _) = MetricsStore::open(&DataLayout::new(dir.path()), options).unwrap();
+    let requested = |store: &MetricsStore| {
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(50), store.flush_requested())
+                .await
+                .is_ok()
+        })
+    };
+    // Two series, 121 samples each: each seals one chunk of 120. Two chunks are not enough.
+    let batch = |count: u32, ts: i64| -> Vec<SeriesSamples> {
+        (0..count)
+            .map(|i| SeriesSamples {
+                labels: series("wave", i),
+                samples: vec![(ts, f64::from(i))],
+            })
+            .collect()
+    };
+    let start = NOW - 2 * 3_600_000;
+    for step in 0..=120 {
+        rt.block_on(store.append(batch(2, start + step * 15_000), now()))
+            .unwrap();
+    }
+    assert!(!requested(&store), "two sealed chunks do not ask for a flush");
+    // A third series sealing makes three: a flush is asked for, once.
+    for step in 0..=120 {
+        rt.block_on(store.append(vec![batch(3, start + step * 15_000).remove(2)], now()))
+            .unwrap();
+    }
+    assert!(requested(&store), "three sealed chunks ask for a flush");
+    assert!(!requested(&store), "asked once");
+    // A flush takes them; the count starts again.
+    store.flush().unwrap();
+    for step in 121..=240 {
+        rt.block_on(store.append(batch(2, start + step * 15_000), now()))
+            .unwrap();
+    }
+    assert!(!requested(&store), "two chunks since the flush");
+}
+
+#[test]
 fn series_limits_refuse_new_series_but_keep_existing_ones_flowing() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();

@@ -1158,8 +1158,9 @@ mod tests {
             "a 4\nb{x=\"1\"} 5\nc 6\nb{x=\"1\",y=\"2\"} 1\n".to_owned(),
             "a 5\nb{x=\"1\"} 6\nc 7\nb{x=\"1\",y=\"2\"} 2\n".to_owned(),
         ];
+        // Sorted: stale markers come in cache slot order, which follows each cache's hashing.
         let described = |result: &ScrapeResult| -> (Option<String>, Vec<String>) {
-            let samples = result
+            let mut samples: Vec<String> = result
                 .samples
                 .iter()
                 .filter(|sample| sample.labels.get(METRIC_NAME_LABEL) != Some("scrape_duration_seconds"))
@@ -1172,6 +1173,7 @@ mod tests {
                     )
                 })
                 .collect();
+            samples.sort();
             (result.error.clone(), samples)
         };
         let mut ordered = ScrapeCache::new();
