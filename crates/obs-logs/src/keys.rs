@@ -8,6 +8,8 @@
 //! - `detected_level`, added to the structured metadata, from a level label or metadata, a
 //!   `level`-like top-level key of the line, or a level word in the line, as Loki 3 does.
 
+use std::borrow::Cow;
+
 use obs_core::series::Labels;
 
 use crate::model::LogEntry;
@@ -86,7 +88,7 @@ pub fn add_detected_level(labels: &Labels, entry: &mut LogEntry) {
                 fields
                     .iter()
                     .find(|(name, _)| name == key)
-                    .map(|(_, value)| value.clone())
+                    .map(|(_, value)| value.to_string())
             })
         });
     let level = match explicit {
@@ -174,7 +176,10 @@ pub fn correlation_keys(names: &[String], labels: &Labels, entry: &LogEntry) -> 
 
 /// The top-level scalar fields of a JSON object line or a logfmt line (empty for others),
 /// names sanitized as Loki's parsers sanitize them, in line order, duplicates kept.
-pub fn top_level_fields(line: &str) -> Vec<(String, String)> {
+///
+/// Names and values borrow from the line unless they had escapes or needed sanitizing: this
+/// runs on every line ingested.
+pub fn top_level_fields(line: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
     let trimmed = line.trim_start();
     let fields = if trimmed.starts_with('{') {
         json_fields(trimmed)
@@ -183,15 +188,28 @@ pub fn top_level_fields(line: &str) -> Vec<(String, String)> {
     };
     fields
         .into_iter()
-        .map(|(name, value)| (crate::otlp::sanitize_name(&name), value))
+        .map(|(name, value)| (sanitized(name), value))
         .filter(|(name, _)| !name.is_empty())
         .collect()
+}
+
+/// `name` as [`crate::otlp::sanitize_name`] makes it, borrowed when it is already so.
+fn sanitized(name: Cow<'_, str>) -> Cow<'_, str> {
+    let valid = name
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+        && !name.starts_with(|ch: char| ch.is_ascii_digit());
+    if valid {
+        name
+    } else {
+        Cow::Owned(crate::otlp::sanitize_name(&name))
+    }
 }
 
 /// The top-level scalar fields of a JSON object, read as Loki's `json` stage reads them:
 /// strings unescaped, numbers and booleans as written, objects, arrays and nulls skipped,
 /// and the fields before a syntax error kept.
-fn json_fields(text: &str) -> Vec<(String, String)> {
+fn json_fields(text: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
     let mut scanner = JsonScanner {
         bytes: text.as_bytes(),
         text,
@@ -223,10 +241,10 @@ fn json_fields(text: &str) -> Vec<(String, String)> {
                     break;
                 }
             }
-            Some(b't') if scanner.literal("true") => fields.push((name, "true".to_owned())),
-            Some(b'f') if scanner.literal("false") => fields.push((name, "false".to_owned())),
+            Some(b't') if scanner.literal("true") => fields.push((name, Cow::Borrowed("true"))),
+            Some(b'f') if scanner.literal("false") => fields.push((name, Cow::Borrowed("false"))),
             Some(b'n') if scanner.literal("null") => {}
-            Some(b'-' | b'0'..=b'9') => fields.push((name, scanner.number())),
+            Some(b'-' | b'0'..=b'9') => fields.push((name, Cow::Borrowed(scanner.number()))),
             _ => break,
         }
         scanner.skip_space();
@@ -244,7 +262,7 @@ struct JsonScanner<'a> {
     pos: usize,
 }
 
-impl JsonScanner<'_> {
+impl<'a> JsonScanner<'a> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -274,7 +292,7 @@ impl JsonScanner<'_> {
         found
     }
 
-    fn number(&mut self) -> String {
+    fn number(&mut self) -> &'a str {
         let start = self.pos;
         while self
             .peek()
@@ -282,14 +300,33 @@ impl JsonScanner<'_> {
         {
             self.pos += 1;
         }
-        self.text[start..self.pos].to_owned()
+        &self.text[start..self.pos]
     }
 
-    /// A string at the cursor, unescaped; `None` (cursor anywhere) when it is malformed.
-    fn string(&mut self) -> Option<String> {
+    /// A string at the cursor, unescaped (borrowed when it has no escapes); `None` (cursor
+    /// anywhere) when it is malformed.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
         if !self.eat(b'"') {
             return None;
         }
+        let start = self.pos;
+        while self
+            .peek()
+            .is_some_and(|byte| byte != b'"' && byte != b'\\' && byte >= 0x20)
+        {
+            self.pos += 1;
+        }
+        if self.peek() == Some(b'"') {
+            let text = self.text.get(start..self.pos)?;
+            self.pos += 1;
+            return Some(Cow::Borrowed(text));
+        }
+        self.pos = start;
+        self.escaped_string_rest().map(Cow::Owned)
+    }
+
+    /// The rest of a string with escapes, from after its opening quote.
+    fn escaped_string_rest(&mut self) -> Option<String> {
         let mut out = String::new();
         loop {
             let start = self.pos;
@@ -371,7 +408,7 @@ impl JsonScanner<'_> {
 }
 
 /// `key=value` and `key="quoted value"` pairs of a logfmt line; a line with none is not logfmt.
-fn logfmt_pairs(line: &str) -> Vec<(String, String)> {
+fn logfmt_pairs(line: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
     let bytes = line.as_bytes();
     let mut pairs = Vec::new();
     let mut pos = 0;
@@ -407,10 +444,10 @@ fn logfmt_pairs(line: &str) -> Vec<(String, String)> {
             while pos < bytes.len() && !bytes[pos].is_ascii_whitespace() {
                 pos += 1;
             }
-            line[start..pos].to_owned()
+            Cow::Borrowed(&line[start..pos])
         };
         if !key.is_empty() {
-            pairs.push((key.to_owned(), value));
+            pairs.push((Cow::Borrowed(key), value));
         }
     }
     pairs
@@ -499,7 +536,7 @@ mod tests {
         assert_eq!(
             fields,
             [("c", "\u{1f600}\n"), ("e", "false")]
-                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .map(|(a, b)| (Cow::Borrowed(a), Cow::Borrowed(b)))
                 .to_vec()
         );
     }
