@@ -1,6 +1,8 @@
 //! Arbitrary bytes as Loki push bodies (protobuf and JSON) and OTLP logs export requests: the
 //! decoders never panic, every decoded stream has valid labels, a label string that parses
-//! prints back to the same labels, and OTLP conversion gives every stream a service_name.
+//! prints back to the same labels, and OTLP conversion gives every stream a service_name. The
+//! top-level fields read from a line (for correlation keys and levels) have names as Loki's
+//! parsers sanitize them, and a JSON line's string fields are exactly what a JSON parser reads.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -31,6 +33,33 @@ fn selector(labels: &obs_core::series::Labels) -> String {
     out
 }
 
+/// The fields of a line: sanitized names; for a whole JSON object, its top-level strings.
+fn check_fields(line: &str) {
+    let fields = obs_logs::keys::top_level_fields(line);
+    for (name, _) in &fields {
+        assert!(
+            !name.is_empty()
+                && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+                && !name.starts_with(|ch: char| ch.is_ascii_digit()),
+            "{line:?}: {name:?}"
+        );
+    }
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_str::<serde_json::Value>(line) else {
+        return;
+    };
+    for (name, value) in &object {
+        let valid = !name.is_empty()
+            && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+            && !name.starts_with(|ch: char| ch.is_ascii_digit());
+        if let (true, serde_json::Value::String(expected)) = (valid, value) {
+            assert!(
+                fields.iter().any(|(field, got)| field == name && got == expected),
+                "{line:?}: {name} = {expected:?} not in {fields:?}"
+            );
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     for decoded in [decode_protobuf(data), decode_json(data)].into_iter().flatten() {
         for stream in &decoded.streams {
@@ -38,10 +67,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(parse_labels(&printed).as_ref(), Ok(&stream.labels), "{printed}");
         }
     }
-    if let Ok(text) = std::str::from_utf8(data)
-        && let Ok(labels) = parse_labels(text)
-    {
-        assert_eq!(parse_labels(&selector(&labels)), Ok(labels));
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(labels) = parse_labels(text) {
+            assert_eq!(parse_labels(&selector(&labels)), Ok(labels));
+        }
+        check_fields(text);
     }
     let requests = [
         ExportLogsServiceRequest::decode(data).ok(),
