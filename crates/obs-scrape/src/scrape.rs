@@ -1181,18 +1181,15 @@ mod tests {
         let mut hits = 0;
         for (index, body) in bodies.iter().enumerate() {
             let ts = 1_000_000 + index as i64 * 1000;
-            unordered.order = parse::SeriesOrder::new();
-            let expected = scrape_result(
-                Fetched::Body {
+            let scrape = |cache: &mut ScrapeCache| {
+                let fetched = Fetched::Body {
                     body: body.clone(),
                     content_type: None,
-                },
-                &target,
-                &job,
-                ts,
-                &mut unordered,
-                Instant::now(),
-            );
+                };
+                scrape_result(fetched, &target, &job, ts, cache, Instant::now())
+            };
+            unordered.order = parse::SeriesOrder::new();
+            let expected = scrape(&mut unordered);
             let order = ordered.order.clone();
             hits = 0;
             parse::parse_each_ordered(body, Format::PrometheusText, &order, |sample| {
@@ -1200,17 +1197,7 @@ mod tests {
                 None
             })
             .ok();
-            let got = scrape_result(
-                Fetched::Body {
-                    body: body.clone(),
-                    content_type: None,
-                },
-                &target,
-                &job,
-                ts,
-                &mut ordered,
-                Instant::now(),
-            );
+            let got = scrape(&mut ordered);
             assert_eq!(described(&got), described(&expected), "body {index}");
             ordered.record_handles(&got);
             unordered.record_handles(&expected);
