@@ -53,6 +53,11 @@ impl BitWriter {
         let bits = (u128::from(self.pending) << count) | u128::from(value);
         if total_bits >= 64 {
             let left_over = total_bits - 64;
+            if self.bytes.len() == self.bytes.capacity() {
+                // 32 bytes at a time rather than doubling: every series holds an open chunk
+                // of up to 120 samples, and doubling leaves a quarter of them empty on average.
+                self.bytes.reserve_exact(32);
+            }
             self.bytes
                 .extend_from_slice(&((bits >> left_over) as u64).to_be_bytes());
             self.pending = (bits as u64) & ((1u64 << left_over) - 1);

@@ -284,7 +284,9 @@ struct SeriesState {
     /// later sample starts a new chunk.
     open_day_last_ms: i64,
     sealed: Vec<MemChunk>,
-    out_of_order: BTreeMap<i64, u64>,
+    /// Samples older than the open chunk's newest, by timestamp (value bits). Boxed: most
+    /// series never have any, and every series pays for the field.
+    out_of_order: Option<Box<BTreeMap<i64, u64>>>,
     min_ts: i64,
     max_ts: i64,
     /// Bounds changed since the last flush.
@@ -310,7 +312,7 @@ impl SeriesState {
             open: XorEncoder::new(),
             open_day_last_ms: i64::MAX,
             sealed: Vec::new(),
-            out_of_order: BTreeMap::new(),
+            out_of_order: None,
             min_ts: i64::MAX,
             max_ts: i64::MIN,
             bounds_dirty: true,
@@ -345,8 +347,11 @@ impl SeriesState {
 
     /// Turns out-of-order samples into sealed chunks (split by day and chunk size).
     fn seal_out_of_order(&mut self) {
-        let samples: Vec<(i64, f64)> = std::mem::take(&mut self.out_of_order)
+        let samples: Vec<(i64, f64)> = self
+            .out_of_order
+            .take()
             .into_iter()
+            .flat_map(|samples| *samples)
             .map(|(ts, bits)| (ts, f64::from_bits(bits)))
             .collect();
         let mut start = 0;
@@ -371,7 +376,7 @@ impl SeriesState {
 
     /// The value bits stored at `ts` in memory, if any.
     fn value_in_memory(&self, ts: i64) -> Option<u64> {
-        if let Some(bits) = self.out_of_order.get(&ts) {
+        if let Some(bits) = self.out_of_order.as_ref().and_then(|samples| samples.get(&ts)) {
             return Some(*bits);
         }
         if !self.open.is_empty() && self.open.first_ts() <= ts && ts <= self.open.last_ts() {
@@ -401,7 +406,7 @@ impl SeriesState {
             if self.value_in_memory(ts).is_some() {
                 return false;
             }
-            self.out_of_order.insert(ts, bits);
+            self.out_of_order.get_or_insert_default().insert(ts, bits);
         }
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
@@ -436,11 +441,13 @@ impl SeriesState {
         {
             into.extend(samples.into_iter().filter(|(ts, _)| in_range(*ts)));
         }
-        into.extend(
-            self.out_of_order
-                .range(mint..=maxt)
-                .map(|(ts, bits)| (*ts, f64::from_bits(*bits))),
-        );
+        if let Some(samples) = &self.out_of_order {
+            into.extend(
+                samples
+                    .range(mint..=maxt)
+                    .map(|(ts, bits)| (*ts, f64::from_bits(*bits))),
+            );
+        }
     }
 }
 
@@ -1485,7 +1492,7 @@ impl MetricsStore {
             for (index, slot) in head.series.iter_mut().enumerate() {
                 let Some(state) = slot else { continue };
                 let id = index as u32;
-                if !state.out_of_order.is_empty() {
+                if state.out_of_order.is_some() {
                     state.seal_out_of_order();
                 }
                 for chunk in &state.sealed {
