@@ -103,14 +103,16 @@ pub struct ScrapeCache {
     successful_count: usize,
     /// The synthetic series' labels and handles.
     synthetic: Vec<(Arc<Labels>, Option<SeriesRef>)>,
-    /// The last scrape's list of the entries it saw, reused.
+    /// The entries the last successful scrape saw, in its body's order (and whether each counts
+    /// for staleness).
     touched: Vec<(u32, bool)>,
-    /// The series of the last successful scrape, as its body wrote them and in its order, and
-    /// their entries' slots: the next body, most likely in the same order, is compared with
-    /// them as it is parsed, which spares reading label sets and looking texts up.
+    /// The series of the last successful scrape, as its body wrote them and in its order (their
+    /// entries are `touched`, position for position): the next body, most likely in the same
+    /// order, is compared with them as it is parsed, which spares reading label sets and
+    /// looking texts up.
     order: parse::SeriesOrder,
-    order_slots: Vec<u32>,
-    /// The memory of an older order, reused for the next one.
+    /// The memory of older lists, reused for the next ones.
+    spare_touched: Vec<(u32, bool)>,
     spare_order: parse::SeriesOrder,
     hasher: foldhash::fast::FixedState,
 }
@@ -144,7 +146,7 @@ impl ScrapeCache {
             synthetic: Vec::new(),
             touched: Vec::new(),
             order: parse::SeriesOrder::new(),
-            order_slots: Vec::new(),
+            spare_touched: Vec::new(),
             spare_order: parse::SeriesOrder::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x0b5_5c4a),
         }
@@ -679,10 +681,7 @@ fn finish(
     let (scraped, post_relabel, added) = match processed {
         Ok((counts, empty_body)) => {
             cache.spare_order = std::mem::replace(&mut cache.order, counts.order);
-            let mut order_slots = std::mem::take(&mut cache.order_slots);
-            order_slots.clear();
             for (position, &(slot, tracked)) in counts.touched.iter().enumerate() {
-                order_slots.push(slot);
                 if let Some(entry) = cache.entry_mut(slot) {
                     entry.seen = iteration;
                     entry.position = position as u32;
@@ -691,8 +690,7 @@ fn finish(
                     }
                 }
             }
-            cache.order_slots = order_slots;
-            cache.touched = counts.touched;
+            cache.spare_touched = std::mem::replace(&mut cache.touched, counts.touched);
             cache.stale_markers(previous, Some(iteration), scrape_ts, &mut result);
             // As Prometheus: an empty body (usually a failing exporter) does not flush.
             if !empty_body {
@@ -713,7 +711,7 @@ fn finish(
                 cache.flush(iteration);
                 // The order may name entries the flush dropped, whose slots new ones take.
                 cache.order = parse::SeriesOrder::new();
-                cache.order_slots.clear();
+                cache.touched.clear();
             }
             cache.previous_ok = false;
             (0, 0, 0)
@@ -789,10 +787,10 @@ fn process(
     // The last scrape's size is the best guess at this one's.
     out.samples.reserve(cache.len() + SYNTHETIC_NAMES.len());
     out.slots.reserve(cache.len() + SYNTHETIC_NAMES.len());
-    let mut touched = std::mem::take(&mut cache.touched);
+    let mut touched = std::mem::take(&mut cache.spare_touched);
     touched.clear();
     let order = std::mem::take(&mut cache.order);
-    let order_slots = std::mem::take(&mut cache.order_slots);
+    let last_touched = std::mem::take(&mut cache.touched);
     let mut next_order = std::mem::take(&mut cache.spare_order);
     next_order.clear(format);
     let mut scraped = 0;
@@ -816,7 +814,7 @@ fn process(
         let mut resume = None;
         let known = sample
             .position
-            .and_then(|position| Some((*order_slots.get(position)?, order.get(position)?)));
+            .and_then(|position| Some((last_touched.get(position)?.0, order.get(position)?)));
         let (slot, key) = match known.or_else(|| {
             cache
                 .index
@@ -874,7 +872,7 @@ fn process(
     });
     // The last order stays until this body's replaces it in `finish`.
     cache.order = order;
-    cache.order_slots = order_slots;
+    cache.touched = last_touched;
     let metadata = match parsed {
         Ok(metadata) => metadata,
         Err(err) => {
