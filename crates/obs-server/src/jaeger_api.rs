@@ -83,20 +83,13 @@ fn failure(kind: ErrorKind, message: impl Into<String>) -> JaegerError {
 }
 
 fn store(state: &AppState) -> Result<std::sync::Arc<obs_traces::store::TraceStore>, JaegerError> {
-    state.traces().cloned().ok_or_else(|| {
-        failure(
-            ErrorKind::Unavailable,
-            "starting up: the span store is replaying its write-ahead log",
-        )
-    })
+    crate::tempo_api::trace_store(state, failure)
 }
 
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, JaegerError> + Send + 'static,
 ) -> Result<T, JaegerError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| failure(ErrorKind::Internal, format!("a query task failed: {err}")))?
+    crate::tempo_api::blocking_or(work, failure).await
 }
 
 async fn services(State(state): State<AppState>) -> Response {

@@ -94,21 +94,40 @@ fn respond(result: Result<Response, ApiError>) -> Response {
 }
 
 fn store(state: &AppState) -> Result<Arc<TraceStore>, ApiError> {
-    state.traces().cloned().ok_or_else(|| {
-        tempo_error(
-            ErrorKind::Unavailable,
-            "starting up: the span store is replaying its write-ahead log",
-        )
-    })
+    trace_store(state, tempo_error)
 }
 
 /// Runs blocking store work off the async threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| tempo_error(ErrorKind::Internal, format!("a query task failed: {err}")))?
+    blocking_or(work, tempo_error).await
+}
+
+/// The span store, or an `Unavailable` error (made by `error`, in the caller's API's wire
+/// format) while it replays its write-ahead log.
+pub(crate) fn trace_store<E>(
+    state: &AppState,
+    error: impl FnOnce(ErrorKind, String) -> E,
+) -> Result<Arc<TraceStore>, E> {
+    state.traces().cloned().ok_or_else(|| {
+        error(
+            ErrorKind::Unavailable,
+            "starting up: the span store is replaying its write-ahead log".to_owned(),
+        )
+    })
+}
+
+/// Runs blocking store work off the async threads; a task that fails is an `Internal` error
+/// made by `error`.
+pub(crate) async fn blocking_or<T: Send + 'static, E: Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    error: impl FnOnce(ErrorKind, String) -> E,
+) -> Result<T, E> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(err) => Err(error(ErrorKind::Internal, format!("a query task failed: {err}"))),
+    }
 }
 
 /// The query string's parameters, percent-decoded.
