@@ -195,11 +195,7 @@ pub fn top_level_fields(line: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
 
 /// `name` as [`crate::otlp::sanitize_name`] makes it, borrowed when it is already so.
 fn sanitized(name: Cow<'_, str>) -> Cow<'_, str> {
-    let valid = name
-        .bytes()
-        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
-        && !name.starts_with(|ch: char| ch.is_ascii_digit());
-    if valid {
+    if crate::otlp::is_sanitized_name(&name) {
         name
     } else {
         Cow::Owned(crate::otlp::sanitize_name(&name))

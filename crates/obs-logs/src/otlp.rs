@@ -52,6 +52,9 @@ pub struct ConvertedLogs {
 /// A name as a Loki label name, as Loki's OTLP endpoint and its parsers make one: every
 /// character outside `[a-zA-Z0-9_]` becomes `_`, and a leading digit gets a `_` in front.
 pub fn sanitize_name(name: &str) -> String {
+    if is_sanitized_name(name) {
+        return name.to_owned();
+    }
     let mut out: String = name
         .chars()
         .map(|ch| {
@@ -66,6 +69,13 @@ pub fn sanitize_name(name: &str) -> String {
         out.insert(0, '_');
     }
     out
+}
+
+/// Whether [`sanitize_name`] leaves `name` as it is.
+pub fn is_sanitized_name(name: &str) -> bool {
+    name.bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+        && !name.starts_with(|ch: char| ch.is_ascii_digit())
 }
 
 fn push_attributes(attributes: &[KeyValue], prefix: &str, into: &mut Vec<(String, String)>) {
