@@ -12,7 +12,8 @@
 //! ending now, 60 % Kubernetes container logs as Promtail ships them (the CRI `stdout F`
 //! prefix, mixed levels, HTTP access and application lines, ~40 streams by namespace / app /
 //! pod / container) and 40 % Jarvis agent JSON logs (`session_id`, `run_id`, `task_id`,
-//! `agent`, `trace_id`, a message and a duration; 8 streams). They are pushed in batches of
+//! `agent`, the run's `trace_id` and one of its `span_id`s, a message and a duration; 8
+//! streams). They are pushed in batches of
 //! about 1 MiB (Promtail's `batch_size`), one stream's lines per batch in time order, by
 //! `--clients` concurrent senders.
 //!
@@ -101,7 +102,18 @@ fn hex(random: &mut SplitMix, digits: usize) -> String {
     out
 }
 
-/// The run ids of the data: every 50 consecutive Jarvis lines of a stream share one.
+/// One agent run: a user message's 50 lines, one trace, a few spans.
+#[derive(Default)]
+struct Run {
+    session: String,
+    id: String,
+    left: usize,
+    trace: String,
+    spans: Vec<String>,
+}
+
+/// The run ids of the data: every 50 consecutive Jarvis lines of a stream share one, with its
+/// trace id (a run is one trace) and one of its five span ids.
 fn generate(lines: usize, end_ns: i64) -> (Vec<Stream>, String) {
     let mut random = SplitMix(42);
     let mut streams = Vec::new();
@@ -130,7 +142,8 @@ fn generate(lines: usize, end_ns: i64) -> (Vec<Stream>, String) {
     let start_ns = end_ns - 14 * DAY_NS + 60_000_000_000;
     let span = (end_ns - start_ns) as f64;
     let mut example_run = String::new();
-    let mut run_ids: Vec<(String, String, usize)> = vec![(String::new(), String::new(), 0); 8];
+    // Per agent stream: the current run's session, run id, lines left, trace id and spans.
+    let mut run_ids: Vec<Run> = (0..8).map(|_| Run::default()).collect();
     for i in 0..lines {
         let ts = start_ns + (span * i as f64 / lines as f64) as i64;
         if i % 5 < 3 {
@@ -161,25 +174,29 @@ fn generate(lines: usize, end_ns: i64) -> (Vec<Stream>, String) {
         } else {
             let agent_stream = (random.next_u64() % 8) as usize;
             let run = &mut run_ids[agent_stream];
-            if run.2 == 0 {
-                *run = (
-                    format!("s-{}", hex(&mut random, 10)),
-                    format!("r-{}", hex(&mut random, 12)),
-                    50,
-                );
+            if run.left == 0 {
+                *run = Run {
+                    session: format!("s-{}", hex(&mut random, 10)),
+                    id: format!("r-{}", hex(&mut random, 12)),
+                    left: 50,
+                    trace: hex(&mut random, 32),
+                    spans: (0..5).map(|_| hex(&mut random, 16)).collect(),
+                };
                 if example_run.is_empty() && i > lines / 2 {
-                    example_run = run.1.clone();
+                    example_run = run.id.clone();
                 }
             }
-            run.2 -= 1;
-            let (session, run_id) = (run.0.clone(), run.1.clone());
+            run.left -= 1;
+            let span = &run.spans[(random.next_u64() % 5) as usize];
             let line = format!(
-                r#"{{"ts":"{}","level":"{}","session_id":"{session}","run_id":"{run_id}","task_id":"t-{}","agent":"{}","trace_id":"{}","msg":"{}","duration_ms":{}}}"#,
+                r#"{{"ts":"{}","level":"{}","session_id":"{}","run_id":"{}","task_id":"t-{}","agent":"{}","trace_id":"{}","span_id":"{span}","msg":"{}","duration_ms":{}}}"#,
                 obs_core::time::TimestampMs(ts / 1_000_000).to_rfc3339(),
                 LEVELS[(random.next_u64() % 6) as usize],
+                run.session,
+                run.id,
                 random.next_u64() % 12,
                 AGENTS[(random.next_u64() % 4) as usize],
-                hex(&mut random, 32),
+                run.trace,
                 MESSAGES[(random.next_u64() % 6) as usize],
                 random.next_u64() % 5000
             );
@@ -424,7 +441,9 @@ fn main() {
     let elapsed = started.elapsed();
     let cpu = server.cpu_time().unwrap_or_default().saturating_sub(cpu_before);
     let peak_rss = server.peak_rss_bytes().unwrap_or_default();
+    let stopping = Instant::now();
     server.stop(Duration::from_secs(120));
+    let stop_seconds = stopping.elapsed().as_secs_f64();
     let disk = dir_bytes(&data.join("logs"));
     let wal = dir_bytes(&data.join("logs").join("wal"));
     println!();
@@ -452,6 +471,7 @@ fn main() {
         raw_bytes as f64 / 1e6,
         raw_bytes as f64 / disk.max(1) as f64
     );
+    println!("clean stop (the last flush, then compacting the days' small blocks): {stop_seconds:.1} s");
     let mut kinds = std::collections::BTreeMap::new();
     bytes_by_kind(&data.join("logs"), &mut kinds);
     println!();

@@ -373,7 +373,17 @@ async fn serve(config: Config, prepared: Prepared, started: Instant) -> ExitCode
     }
     traces.close_wal();
     match flush_head(&logs).await {
-        Ok(()) => tracing::info!("log store flushed"),
+        Ok(()) => {
+            tracing::info!("log store flushed");
+            // Small blocks left by the day's flushes become full ones, so that a stopped
+            // appliance leaves its log days compact.
+            let store = Arc::clone(&logs);
+            match tokio::task::spawn_blocking(move || store.compact()).await {
+                Ok(Ok(blocks)) => tracing::info!(blocks, "log store compacted"),
+                Ok(Err(err)) => tracing::warn!(error = %err, "log store compaction at shutdown failed"),
+                Err(err) => tracing::warn!(error = %err, "log store compaction at shutdown failed"),
+            }
+        }
         Err(err) => {
             tracing::error!(error = %err, "log store flush at shutdown failed; the write-ahead log keeps the data")
         }

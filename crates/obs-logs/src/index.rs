@@ -1,35 +1,43 @@
 //! One tantivy index per UTC day: `<data>/logs/YYYY-MM-DD/`.
 //!
-//! Fields of a document (one log entry):
+//! A document is a block of entries of one stream (`block`), not an entry: the index finds
+//! blocks, and the store reads their entries. Fields of a document:
 //! - `stream` (u64, indexed and fast): the stream id from the stream registry;
-//! - `ts` (i64, fast): the timestamp in nanoseconds (range queries read the column);
-//! - `line` (text, not stored): the line's words (split on non-alphanumeric characters,
-//!   lowercased), document ids only (no frequencies, no positions), the pre-filter of
-//!   substring line filters. Tokens of 40 bytes or more, and tokens of 8 bytes or more with a
-//!   digit (ids, hashes, numbers: most of the distinct terms of a log, found through the
-//!   correlation keys instead) are not indexed;
-//! - `keys` (raw strings, not stored): one `name=value` term per correlation key of the entry;
-//! - `entry` (bytes, stored in the zstd doc store): the entry in `walrec`'s entry form.
+//! - `id` (u64, indexed and fast): the block's id, by which a compaction replaces it;
+//! - `min_ts`, `max_ts` (i64, fast): the first and last timestamps in nanoseconds (a range
+//!   query reads the columns);
+//! - `entries`, `line_bytes` (u64, fast): what the block holds, for compaction and statistics;
+//! - `line` (text, not stored): each distinct word of the block's lines once (split on
+//!   non-alphanumeric characters, lowercased), the pre-filter of substring line filters.
+//!   Tokens of 40 bytes or more, and tokens of 8 bytes or more with a digit (ids, hashes,
+//!   numbers: most of the distinct terms of a log, found through the correlation keys
+//!   instead) are not indexed;
+//! - `keys` (raw strings, not stored): one `name=value` term per distinct correlation key of
+//!   the block's entries;
+//! - `block` (bytes, stored): the block (`block`), compressed by itself, so the doc store adds
+//!   no compression of its own.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{
     BytesOptions, FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::store::Compressor;
 use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer, TokenFilter, TokenStream, Tokenizer};
 use tantivy::{
     DocAddress, DocId, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, SegmentReader,
     TantivyDocument, Term,
 };
 
+use crate::block::{self, Decoded, Encoded};
 use crate::model::LogEntry;
-use crate::walrec;
 
 /// Tokens this long or longer are not indexed.
 const MAX_TOKEN_BYTES: usize = 40;
@@ -97,29 +105,34 @@ fn line_analyzer() -> TextAnalyzer {
 }
 /// The memory an index writer may use before it writes a segment.
 const WRITER_MEMORY_BYTES: usize = 16 << 20;
-/// Bytes of entries per compressed doc-store block.
-const DOCSTORE_BLOCK_BYTES: usize = 512 << 10;
-/// Decompressed doc-store blocks a query keeps per segment (16 MiB at most): hits are read in
-/// time order, which crosses between the streams' runs of blocks.
-const STORE_CACHE_BLOCKS: usize = 32;
-/// zstd level of the doc store.
-const DOCSTORE_ZSTD_LEVEL: i32 = 9;
+/// Bytes per doc-store block: a log block is usually larger, so each is alone in one and a
+/// read copies only its own bytes.
+const DOCSTORE_BLOCK_BYTES: usize = 16 << 10;
+/// Doc-store blocks a query keeps per segment.
+const STORE_CACHE_BLOCKS: usize = 4;
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
     stream: Field,
-    ts: Field,
+    id: Field,
+    min_ts: Field,
+    max_ts: Field,
+    entries: Field,
+    line_bytes: Field,
     line: Field,
     keys: Field,
-    entry: Field,
+    block: Field,
 }
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let stream = builder.add_u64_field("stream", INDEXED | FAST);
-    // Fast only: tantivy answers range queries on a fast field from the column, so a term per
-    // distinct nanosecond would only cost disk.
-    let ts = builder.add_i64_field("ts", FAST);
+    let id = builder.add_u64_field("id", INDEXED | FAST);
+    // Fast only: tantivy answers range queries on a fast field from the column.
+    let min_ts = builder.add_i64_field("min_ts", FAST);
+    let max_ts = builder.add_i64_field("max_ts", FAST);
+    let entries = builder.add_u64_field("entries", FAST);
+    let line_bytes = builder.add_u64_field("line_bytes", FAST);
     let line = builder.add_text_field(
         "line",
         TextOptions::default().set_indexing_options(
@@ -138,25 +151,102 @@ fn schema() -> (Schema, Fields) {
                 .set_fieldnorms(false),
         ),
     );
-    let entry = builder.add_bytes_field("entry", BytesOptions::default().set_stored());
+    let block = builder.add_bytes_field("block", BytesOptions::default().set_stored());
     (
         builder.build(),
         Fields {
             stream,
-            ts,
+            id,
+            min_ts,
+            max_ts,
+            entries,
+            line_bytes,
             line,
             keys,
-            entry,
+            block,
         },
     )
 }
 
-/// A document to index.
+/// Ids for new blocks: unique within a day index (they start at the clock's nanoseconds when
+/// the process starts and only grow).
+fn next_block_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |since| since.as_nanos() as u64),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An entry with its correlation keys.
+pub(crate) type KeyedEntry<'a> = (&'a LogEntry, &'a [(String, String)]);
+
+/// A block ready to be added: its bytes and what the index keeps about it.
 #[derive(Debug)]
-pub(crate) struct IndexedEntry<'a> {
+pub(crate) struct NewBlock {
     pub(crate) stream: u32,
-    pub(crate) entry: &'a LogEntry,
-    pub(crate) keys: &'a [(String, String)],
+    pub(crate) encoded: Encoded,
+    /// The distinct indexed words of its lines, space-separated.
+    pub(crate) words: String,
+    /// Its distinct correlation keys as `name=value` terms.
+    pub(crate) keys: Vec<String>,
+}
+
+impl NewBlock {
+    /// Encodes `entries` (one stream's, in time order) with their correlation keys.
+    pub(crate) fn build(
+        stream: u32,
+        entries: &[(&LogEntry, &[(String, String)])],
+        zstd_level: i32,
+    ) -> NewBlock {
+        let mut words: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
+        let mut keys: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
+        for (entry, entry_keys) in entries {
+            add_words(&entry.line, &mut words);
+            for (name, value) in *entry_keys {
+                if !keys.contains(&key_term(name, value)) {
+                    keys.insert(key_term(name, value));
+                }
+            }
+        }
+        let refs: Vec<&LogEntry> = entries.iter().map(|(entry, _)| *entry).collect();
+        let mut words: Vec<String> = words.into_iter().collect();
+        words.sort_unstable();
+        NewBlock {
+            stream,
+            encoded: block::encode(&refs, zstd_level),
+            words: words.join(" "),
+            keys: keys.into_iter().collect(),
+        }
+    }
+}
+
+/// Adds the indexed words of `line` to `words`, as the line analyzer splits and filters them.
+fn add_words(line: &str, words: &mut HashSet<String, foldhash::fast::RandomState>) {
+    let mut lowered = String::new();
+    for word in line.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        let word: &str = if word
+            .bytes()
+            .any(|byte| byte.is_ascii_uppercase() || !byte.is_ascii())
+        {
+            lowered.clear();
+            lowered.extend(word.chars().flat_map(char::to_lowercase));
+            &lowered
+        } else {
+            word
+        };
+        if is_indexed_token(word) && !words.contains(word) {
+            words.insert(word.to_owned());
+        }
+    }
 }
 
 /// What to find in one day.
@@ -173,12 +263,16 @@ pub(crate) struct DayQuery<'a> {
     pub(crate) keys: &'a [(String, String)],
 }
 
-/// One hit: where it is, its stream and time.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Hit {
+/// One block found: where it is and what the index knows of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockHit {
     pub(crate) address: DocAddress,
     pub(crate) stream: u32,
-    pub(crate) timestamp_ns: i64,
+    pub(crate) id: u64,
+    pub(crate) min_ns: i64,
+    pub(crate) max_ns: i64,
+    pub(crate) entries: u64,
+    pub(crate) line_bytes: u64,
 }
 
 /// A day's index with its reader and, while the day is written, its writer.
@@ -207,13 +301,18 @@ impl DayIndex {
     pub(crate) fn open(path: &Path) -> Result<DayIndex, String> {
         let (schema, fields) = schema();
         let index = if path.join("meta.json").exists() {
-            Index::open_in_dir(path).map_err(|err| index_error(path, err))?
+            let index = Index::open_in_dir(path).map_err(|err| index_error(path, err))?;
+            if index.schema() != schema {
+                return Err(index_error(
+                    path,
+                    "written by an earlier version of obs-appliance (one document per entry); this version cannot read it: move the directory away",
+                ));
+            }
+            index
         } else {
             std::fs::create_dir_all(path).map_err(|err| index_error(path, err))?;
             let settings = IndexSettings {
-                docstore_compression: Compressor::Zstd(ZstdCompressor {
-                    compression_level: Some(DOCSTORE_ZSTD_LEVEL),
-                }),
+                docstore_compression: Compressor::None,
                 docstore_blocksize: DOCSTORE_BLOCK_BYTES,
                 ..IndexSettings::default()
             };
@@ -253,13 +352,10 @@ impl DayIndex {
             .unwrap_or(0))
     }
 
-    /// Adds entries and commits durably, recording that the write-ahead log records before
-    /// `through_lsn` are now in the index; searchers see them after [`DayIndex::reload`].
-    pub(crate) fn add_and_commit(
+    fn with_writer<T>(
         &self,
-        entries: &[IndexedEntry<'_>],
-        through_lsn: u64,
-    ) -> Result<(), String> {
+        work: impl FnOnce(&mut IndexWriter<TantivyDocument>) -> tantivy::Result<T>,
+    ) -> Result<T, String> {
         let mut writer_slot = self.writer.lock().unwrap_or_else(|poison| poison.into_inner());
         if writer_slot.is_none() {
             let writer = self
@@ -271,32 +367,67 @@ impl DayIndex {
         let Some(writer) = writer_slot.as_mut() else {
             return Err(index_error(&self.path, "no writer"));
         };
-        let mut encoded = Vec::new();
-        for indexed in entries {
-            encoded.clear();
-            walrec::encode_entry(indexed.entry, &mut encoded);
-            let mut document = TantivyDocument::new();
-            document.add_u64(self.fields.stream, u64::from(indexed.stream));
-            document.add_i64(self.fields.ts, indexed.entry.timestamp_ns);
-            document.add_text(self.fields.line, &indexed.entry.line);
-            for (name, value) in indexed.keys {
-                document.add_text(self.fields.keys, key_term(name, value));
+        match work(writer) {
+            Ok(value) => Ok(value),
+            Err(err) => {
+                // A failed commit leaves the writer unusable; the next write opens a new one.
+                *writer_slot = None;
+                Err(index_error(&self.path, err))
             }
-            document.add_bytes(self.fields.entry, encoded.as_slice());
-            writer
-                .add_document(document)
-                .map_err(|err| index_error(&self.path, err))?;
         }
-        let committed = writer.prepare_commit().and_then(|mut prepared| {
+    }
+
+    fn document(&self, block: &NewBlock) -> TantivyDocument {
+        let mut document = TantivyDocument::new();
+        document.add_u64(self.fields.stream, u64::from(block.stream));
+        document.add_u64(self.fields.id, next_block_id());
+        document.add_i64(self.fields.min_ts, block.encoded.min_ns);
+        document.add_i64(self.fields.max_ts, block.encoded.max_ns);
+        document.add_u64(self.fields.entries, u64::from(block.encoded.entries));
+        document.add_u64(self.fields.line_bytes, block.encoded.line_bytes);
+        document.add_text(self.fields.line, &block.words);
+        for key in &block.keys {
+            document.add_text(self.fields.keys, key);
+        }
+        document.add_bytes(self.fields.block, block.encoded.bytes.as_slice());
+        document
+    }
+
+    /// Adds blocks and commits durably, recording that the write-ahead log records before
+    /// `through_lsn` are now in the index; searchers see them after [`DayIndex::reload`].
+    pub(crate) fn add_and_commit(&self, blocks: &[NewBlock], through_lsn: u64) -> Result<(), String> {
+        self.with_writer(|writer| {
+            for block in blocks {
+                writer.add_document(self.document(block))?;
+            }
+            let mut prepared = writer.prepare_commit()?;
             prepared.set_payload(&format!("wal-lsn:{through_lsn}"));
-            prepared.commit()
-        });
-        if let Err(err) = committed {
-            // A failed commit leaves the writer unusable; the next flush opens a new one.
-            *writer_slot = None;
-            return Err(index_error(&self.path, err));
-        }
-        Ok(())
+            prepared.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Replaces the blocks `old` with `new` in one durable commit that keeps the recorded log
+    /// position, then merges the day into one segment (which drops the old blocks' bytes).
+    pub(crate) fn replace(&self, old: &[u64], new: &[NewBlock]) -> Result<(), String> {
+        let through = self.indexed_through()?;
+        self.with_writer(|writer| {
+            for id in old {
+                writer.delete_term(Term::from_field_u64(self.fields.id, *id));
+            }
+            for block in new {
+                writer.add_document(self.document(block))?;
+            }
+            let mut prepared = writer.prepare_commit()?;
+            prepared.set_payload(&format!("wal-lsn:{through}"));
+            prepared.commit()?;
+            let segments = self.index.searchable_segment_ids()?;
+            if segments.len() > 1 || !old.is_empty() {
+                writer.merge(&segments).wait()?;
+            }
+            writer.garbage_collect_files().wait()?;
+            Ok(())
+        })
     }
 
     /// Makes the last commit visible to new searchers.
@@ -304,7 +435,7 @@ impl DayIndex {
         self.reader.reload().map_err(|err| index_error(&self.path, err))
     }
 
-    /// A point-in-time view for [`DayIndex::search`] and [`DayIndex::fetch`].
+    /// A point-in-time view for [`DayIndex::search`] and [`DayIndex::read`].
     pub(crate) fn searcher(&self) -> Searcher {
         self.reader.searcher()
     }
@@ -331,8 +462,8 @@ impl DayIndex {
             .is_some()
     }
 
-    /// Every hit of `query`, unordered.
-    pub(crate) fn search(&self, searcher: &Searcher, query: &DayQuery<'_>) -> Result<Vec<Hit>, String> {
+    /// Every block that may hold entries matching `query`, unordered.
+    pub(crate) fn search(&self, searcher: &Searcher, query: &DayQuery<'_>) -> Result<Vec<BlockHit>, String> {
         if query.streams.is_empty() || query.start_ns >= query.end_ns {
             return Ok(Vec::new());
         }
@@ -343,11 +474,19 @@ impl DayIndex {
                     Term::from_field_u64(self.fields.stream, u64::from(stream))
                 }))),
             ),
+            // Overlapping [start, end): begins before the end and ends at or after the start.
             (
                 Occur::Must,
                 Box::new(RangeQuery::new(
-                    Bound::Included(Term::from_field_i64(self.fields.ts, query.start_ns)),
-                    Bound::Excluded(Term::from_field_i64(self.fields.ts, query.end_ns)),
+                    Bound::Included(Term::from_field_i64(self.fields.min_ts, i64::MIN)),
+                    Bound::Excluded(Term::from_field_i64(self.fields.min_ts, query.end_ns)),
+                )),
+            ),
+            (
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_i64(self.fields.max_ts, query.start_ns)),
+                    Bound::Included(Term::from_field_i64(self.fields.max_ts, i64::MAX)),
                 )),
             ),
         ];
@@ -369,75 +508,62 @@ impl DayIndex {
                 )),
             ));
         }
-        let boolean = BooleanQuery::new(clauses);
         searcher
-            .search(&boolean, &HitCollector)
+            .search(&BooleanQuery::new(clauses), &BlockCollector)
             .map_err(|err| index_error(&self.path, err))
     }
 
-    /// The entries at `hits`, in that order; `None` for an entry whose stored bytes lack one of
-    /// `needles` (checked before decoding, so a scan for a rare substring decodes little; a
-    /// needle found in the metadata rather than the line is for the caller to rule out).
-    pub(crate) fn fetch(
-        &self,
-        stores: &mut DocStores,
-        hits: &[Hit],
-        needles: &[String],
-    ) -> Result<Vec<Option<LogEntry>>, String> {
-        let finders: Vec<memchr::memmem::Finder<'_>> = needles
-            .iter()
-            .map(|needle| memchr::memmem::Finder::new(needle.as_bytes()))
-            .collect();
-        // Read in the stores' order (each block decompressed once), answered in the hits'.
-        let mut order: Vec<usize> = (0..hits.len()).collect();
-        order.sort_by_key(|&position| hits.get(position).map(|hit| hit.address));
-        let mut entries: Vec<Option<LogEntry>> = vec![None; hits.len()];
-        for position in order {
-            let Some(hit) = hits.get(position) else { continue };
-            let reader = stores
-                .reader(hit.address.segment_ord)
-                .map_err(|err| index_error(&self.path, err))?;
-            if !finders.is_empty() {
-                let raw = reader
-                    .get_document_bytes(hit.address.doc_id)
-                    .map_err(|err| index_error(&self.path, err))?;
-                if !finders.iter().all(|finder| finder.find(raw.as_slice()).is_some()) {
-                    continue;
-                }
-            }
-            let document: TantivyDocument = reader
-                .get(hit.address.doc_id)
-                .map_err(|err| index_error(&self.path, err))?;
-            let bytes = document
-                .get_first(self.fields.entry)
-                .and_then(|value| value.as_bytes())
-                .ok_or_else(|| index_error(&self.path, "a document has no entry"))?;
-            let entry = walrec::decode_entry(bytes).map_err(|err| index_error(&self.path, err))?;
-            if let Some(slot) = entries.get_mut(position) {
-                *slot = Some(entry);
+    /// Every block of the day.
+    pub(crate) fn all_blocks(&self, searcher: &Searcher) -> Result<Vec<BlockHit>, String> {
+        searcher
+            .search(&AllQuery, &BlockCollector)
+            .map_err(|err| index_error(&self.path, err))
+    }
+
+    /// The directory of the index.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The bytes of the block at `address` (decode them with [`block::decode`]).
+    pub(crate) fn read_bytes(&self, stores: &mut DocStores, address: DocAddress) -> Result<Vec<u8>, String> {
+        let reader = stores
+            .reader(address.segment_ord)
+            .map_err(|err| index_error(&self.path, err))?;
+        let document: TantivyDocument = reader
+            .get(address.doc_id)
+            .map_err(|err| index_error(&self.path, err))?;
+        document
+            .get_first(self.fields.block)
+            .and_then(|value| value.as_bytes())
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| index_error(&self.path, "a document has no block"))
+    }
+
+    /// The block at `address`, decompressed.
+    pub(crate) fn read(&self, stores: &mut DocStores, address: DocAddress) -> Result<Decoded, String> {
+        let bytes = self.read_bytes(stores, address)?;
+        block::decode(&bytes).map_err(|err| index_error(&self.path, err))
+    }
+
+    /// Every entry the day holds, in block order (for tests).
+    #[cfg(test)]
+    pub(crate) fn all_entries(&self) -> Result<Vec<LogEntry>, String> {
+        let searcher = self.searcher();
+        let mut stores = DocStores::new(&searcher);
+        let mut entries = Vec::new();
+        for hit in self.all_blocks(&searcher)? {
+            let decoded = self.read(&mut stores, hit.address)?;
+            for index in 0..decoded.len() {
+                entries.push(decoded.entry(index).map_err(|err| err.to_string())?);
             }
         }
         Ok(entries)
     }
-
-    /// How many entries the day holds.
-    #[cfg(test)]
-    pub(crate) fn num_entries(&self) -> u64 {
-        self.reader.searcher().num_docs()
-    }
-
-    /// Every entry's stream and time (for tests and statistics).
-    #[cfg(test)]
-    pub(crate) fn all_hits(&self) -> Result<Vec<Hit>, String> {
-        self.reader
-            .searcher()
-            .search(&tantivy::query::AllQuery, &HitCollector)
-            .map_err(|err| index_error(&self.path, err))
-    }
 }
 
 /// The doc-store readers of a searcher's segments, opened on first use and kept for a query
-/// (opening one reads the store's index, far too costly per document).
+/// (opening one reads the store's index, far too costly per block).
 pub(crate) struct DocStores {
     searcher: Searcher,
     readers: Vec<Option<tantivy::store::StoreReader>>,
@@ -498,25 +624,31 @@ pub(crate) fn needle_tokens(needle: &str) -> Vec<String> {
     tokens
 }
 
-/// Collects every matching document with its stream and timestamp from the fast fields.
-struct HitCollector;
+/// Collects every matching block with what the fast fields know of it.
+struct BlockCollector;
 
-struct SegmentHits {
+struct SegmentBlocks {
     segment: u32,
-    streams: Column<u64>,
-    timestamps: Column<i64>,
-    hits: Vec<Hit>,
+    columns: [Column<u64>; 4],
+    times: [Column<i64>; 2],
+    hits: Vec<BlockHit>,
 }
 
-impl Collector for HitCollector {
-    type Fruit = Vec<Hit>;
-    type Child = SegmentHits;
+impl Collector for BlockCollector {
+    type Fruit = Vec<BlockHit>;
+    type Child = SegmentBlocks;
 
-    fn for_segment(&self, segment: u32, reader: &SegmentReader) -> tantivy::Result<SegmentHits> {
-        Ok(SegmentHits {
+    fn for_segment(&self, segment: u32, reader: &SegmentReader) -> tantivy::Result<SegmentBlocks> {
+        let fast = reader.fast_fields();
+        Ok(SegmentBlocks {
             segment,
-            streams: reader.fast_fields().u64("stream")?,
-            timestamps: reader.fast_fields().i64("ts")?,
+            columns: [
+                fast.u64("stream")?,
+                fast.u64("id")?,
+                fast.u64("entries")?,
+                fast.u64("line_bytes")?,
+            ],
+            times: [fast.i64("min_ts")?, fast.i64("max_ts")?],
             hits: Vec::new(),
         })
     }
@@ -525,26 +657,39 @@ impl Collector for HitCollector {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Vec<Hit>>) -> tantivy::Result<Vec<Hit>> {
+    fn merge_fruits(&self, fruits: Vec<Vec<BlockHit>>) -> tantivy::Result<Vec<BlockHit>> {
         Ok(fruits.into_iter().flatten().collect())
     }
 }
 
-impl SegmentCollector for SegmentHits {
-    type Fruit = Vec<Hit>;
+impl SegmentCollector for SegmentBlocks {
+    type Fruit = Vec<BlockHit>;
 
     fn collect(&mut self, doc: DocId, _score: tantivy::Score) {
-        let (Some(stream), Some(timestamp_ns)) = (self.streams.first(doc), self.timestamps.first(doc)) else {
+        let [stream, id, entries, line_bytes] = &self.columns;
+        let [min_ts, max_ts] = &self.times;
+        let (Some(stream), Some(id), Some(entries), Some(line_bytes), Some(min_ns), Some(max_ns)) = (
+            stream.first(doc),
+            id.first(doc),
+            entries.first(doc),
+            line_bytes.first(doc),
+            min_ts.first(doc),
+            max_ts.first(doc),
+        ) else {
             return;
         };
-        self.hits.push(Hit {
+        self.hits.push(BlockHit {
             address: DocAddress::new(self.segment, doc),
             stream: stream as u32,
-            timestamp_ns,
+            id,
+            min_ns,
+            max_ns,
+            entries,
+            line_bytes,
         });
     }
 
-    fn harvest(self) -> Vec<Hit> {
+    fn harvest(self) -> Vec<BlockHit> {
         self.hits
     }
 }
@@ -569,110 +714,141 @@ mod tests {
         assert!(needle_tokens("").is_empty());
     }
 
-    #[test]
-    fn entries_are_found_by_stream_time_token_and_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = DayIndex::open(&dir.path().join("2026-12-07")).unwrap();
-        let make = |ts: i64, line: &str| LogEntry {
+    fn block(stream: u32, entries: &[LogEntry], run: &str) -> NewBlock {
+        let keys = vec![("run_id".to_owned(), run.to_owned())];
+        let with_keys: Vec<(&LogEntry, &[(String, String)])> =
+            entries.iter().map(|entry| (entry, keys.as_slice())).collect();
+        NewBlock::build(stream, &with_keys, 3)
+    }
+
+    fn entry(ts: i64, line: &str) -> LogEntry {
+        LogEntry {
             timestamp_ns: ts,
             line: line.to_owned(),
             metadata: vec![("trace_id".to_owned(), format!("t{ts}"))],
-        };
-        let entries = [
-            make(10, "GET /api ok"),
-            make(20, "connection Refused by db"),
-            make(30, "connection ok"),
-        ];
-        let keys: Vec<Vec<(String, String)>> = entries
-            .iter()
-            .map(|entry| vec![("run_id".to_owned(), format!("r-{}", entry.timestamp_ns))])
-            .collect();
-        let indexed: Vec<IndexedEntry<'_>> = entries
-            .iter()
-            .zip(&keys)
-            .enumerate()
-            .map(|(i, (entry, keys))| IndexedEntry {
-                stream: (i % 2) as u32,
-                entry,
-                keys,
-            })
-            .collect();
+        }
+    }
+
+    #[test]
+    fn blocks_are_found_by_stream_time_token_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = DayIndex::open(&dir.path().join("2026-12-07")).unwrap();
+        let first = [entry(10, "GET /api ok"), entry(30, "connection ok")];
+        let second = [entry(20, "connection Refused by db")];
+        let third = [entry(40, "GET /api ok")];
         assert_eq!(index.indexed_through().unwrap(), 0);
-        index.add_and_commit(&indexed, 42).unwrap();
+        index
+            .add_and_commit(&[block(0, &first, "r-1"), block(1, &second, "r-2")], 42)
+            .unwrap();
         assert_eq!(index.indexed_through().unwrap(), 42);
-        assert_eq!(index.num_entries(), 0, "not visible before the reload");
+        assert!(
+            index.all_blocks(&index.searcher()).unwrap().is_empty(),
+            "not visible before the reload"
+        );
         index.reload().unwrap();
-        assert_eq!(index.num_entries(), 3);
-        let search = |streams: &[u32], start, end, tokens: &[String], keys: &[(String, String)]| {
-            let mut hits: Vec<i64> = index
+        index.add_and_commit(&[block(0, &third, "r-3")], 50).unwrap();
+        index.reload().unwrap();
+        let search = |streams: &[u32], start, end, tokens: &[&str], keys: &[(&str, &str)]| {
+            let tokens: Vec<String> = tokens.iter().map(|token| (*token).to_owned()).collect();
+            let keys: Vec<(String, String)> = keys
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect();
+            let mut found: Vec<(u32, i64, i64)> = index
                 .search(
                     &index.searcher(),
                     &DayQuery {
                         streams,
                         start_ns: start,
                         end_ns: end,
-                        tokens,
-                        keys,
+                        tokens: &tokens,
+                        keys: &keys,
                     },
                 )
                 .unwrap()
                 .iter()
-                .map(|hit| hit.timestamp_ns)
+                .map(|hit| (hit.stream, hit.min_ns, hit.max_ns))
                 .collect();
-            hits.sort();
-            hits
+            found.sort();
+            found
         };
-        assert_eq!(search(&[0, 1], 0, 100, &[], &[]), vec![10, 20, 30]);
-        assert_eq!(search(&[0], 0, 100, &[], &[]), vec![10, 30]);
-        assert_eq!(search(&[0, 1], 10, 30, &[], &[]), vec![10, 20]);
-        assert_eq!(search(&[0, 1], 0, 100, &["refused".to_owned()], &[]), vec![20]);
         assert_eq!(
-            search(&[0, 1], 0, 100, &[], &[("run_id".to_owned(), "r-30".to_owned())]),
-            vec![30]
+            search(&[0, 1], 0, 100, &[], &[]),
+            vec![(0, 10, 30), (0, 40, 40), (1, 20, 20)]
+        );
+        assert_eq!(search(&[0], 0, 100, &[], &[]), vec![(0, 10, 30), (0, 40, 40)]);
+        // Overlap with [start, end): a block spanning the range counts, one ending before it not.
+        assert_eq!(search(&[0, 1], 15, 25, &[], &[]), vec![(0, 10, 30), (1, 20, 20)]);
+        assert_eq!(search(&[0, 1], 31, 40, &[], &[]), vec![]);
+        assert_eq!(search(&[0, 1], 31, 41, &[], &[]), vec![(0, 40, 40)]);
+        assert_eq!(search(&[0, 1], 0, 100, &["refused"], &[]), vec![(1, 20, 20)]);
+        assert_eq!(
+            search(&[0, 1], 0, 100, &["get", "api"], &[]),
+            vec![(0, 10, 30), (0, 40, 40)]
+        );
+        assert_eq!(
+            search(&[0, 1], 0, 100, &[], &[("run_id", "r-3")]),
+            vec![(0, 40, 40)]
         );
         assert!(search(&[], 0, 100, &[], &[]).is_empty());
-        let hits = index
-            .search(
-                &index.searcher(),
-                &DayQuery {
-                    streams: &[1],
-                    start_ns: 0,
-                    end_ns: 100,
-                    tokens: &[],
-                    keys: &[],
-                },
-            )
+        let hits = index.all_blocks(&index.searcher()).unwrap();
+        let second_hit = hits.iter().find(|hit| hit.stream == 1).unwrap();
+        assert_eq!((second_hit.entries, second_hit.line_bytes), (1, 24));
+        let searcher = index.searcher();
+        let decoded = index
+            .read(&mut DocStores::new(&searcher), second_hit.address)
             .unwrap();
+        assert_eq!(decoded.entry(0).unwrap(), second[0]);
+
+        // A compaction replaces blocks in one commit and keeps the log position.
+        let old: Vec<u64> = hits
+            .iter()
+            .filter(|hit| hit.stream == 0)
+            .map(|hit| hit.id)
+            .collect();
+        let merged = [first[0].clone(), first[1].clone(), third[0].clone()];
+        index.replace(&old, &[block(0, &merged, "r-1")]).unwrap();
+        index.reload().unwrap();
+        assert_eq!(search(&[0, 1], 0, 100, &[], &[]), vec![(0, 10, 40), (1, 20, 20)]);
+        assert_eq!(index.indexed_through().unwrap(), 50);
         assert_eq!(
-            index
-                .fetch(&mut DocStores::new(&index.searcher()), &hits, &[])
-                .unwrap(),
-            vec![Some(entries[1].clone())]
-        );
-        assert_eq!(
-            index
-                .fetch(
-                    &mut DocStores::new(&index.searcher()),
-                    &hits,
-                    &["Refused by".to_owned()]
-                )
-                .unwrap(),
-            vec![Some(entries[1].clone())]
-        );
-        assert_eq!(
-            index
-                .fetch(
-                    &mut DocStores::new(&index.searcher()),
-                    &hits,
-                    &["absent".to_owned()]
-                )
-                .unwrap(),
-            vec![None]
+            index.searcher().segment_readers().len(),
+            1,
+            "merged into one segment"
         );
         // Reopened from disk.
         drop(index);
         let index = DayIndex::open(&dir.path().join("2026-12-07")).unwrap();
-        assert_eq!(index.all_hits().unwrap().len(), 3);
-        assert_eq!(index.indexed_through().unwrap(), 42);
+        let mut entries = index.all_entries().unwrap();
+        entries.sort_by_key(|entry| entry.timestamp_ns);
+        assert_eq!(
+            entries,
+            vec![
+                first[0].clone(),
+                second[0].clone(),
+                first[1].clone(),
+                third[0].clone()
+            ]
+        );
+        assert_eq!(index.indexed_through().unwrap(), 50);
+    }
+
+    #[test]
+    fn block_words_are_the_line_analyzer_tokens() {
+        let mut words = HashSet::default();
+        add_words("GET /Api 200 ÉCOLE user=a5884caf1 id-1234567 ok ok", &mut words);
+        let mut words: Vec<String> = words.into_iter().collect();
+        words.sort();
+        assert_eq!(
+            words,
+            ["1234567", "200", "api", "get", "id", "ok", "user", "école"]
+        );
+        let mut analyzer = line_analyzer();
+        let mut stream = analyzer.token_stream("GET /Api 200 ÉCOLE user=a5884caf1 id-1234567 ok ok");
+        let mut analyzed = std::collections::BTreeSet::new();
+        while let Some(token) = stream.next() {
+            analyzed.insert(token.text.clone());
+        }
+        assert_eq!(analyzed.into_iter().collect::<Vec<_>>(), words);
     }
 }

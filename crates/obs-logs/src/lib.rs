@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod block;
 mod index;
 pub mod keys;
 pub mod model;

@@ -32,7 +32,8 @@ use obs_core::time::{Day, TimestampMs};
 use obs_core::wal::{Wal, WalError, WalOptions};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::index::{DayIndex, DayQuery, DocStores, IndexedEntry, needle_tokens};
+use crate::block;
+use crate::index::{DayIndex, DayQuery, DocStores, KeyedEntry, NewBlock, needle_tokens};
 use crate::keys;
 use crate::model::{EntryLimits, LogEntry, StreamEntries, TimestampNs};
 use crate::walrec;
@@ -46,8 +47,17 @@ const STREAM_BOUNDS: TableDefinition<'_, u32, (i64, i64)> = TableDefinition::new
 const REGISTRY_CACHE_BYTES: usize = 16 << 20;
 const NS_PER_MS: i64 = 1_000_000;
 const DAY_NS: i64 = 86_400_000 * NS_PER_MS;
-/// Documents fetched from a day's doc store at a time while a query reads its hits.
-const FETCH_CHUNK: usize = 256;
+/// A block holds at most this many bytes of lines (Loki's `chunk_block_size` is 256 KB)…
+const BLOCK_LINE_BYTES: usize = 256 << 10;
+/// …and at most this many entries.
+const BLOCK_ENTRIES: usize = 8192;
+/// zstd level of the blocks a flush writes (fast: a flush is on the ingest path).
+const FLUSH_ZSTD_LEVEL: i32 = 3;
+/// zstd level of the blocks a compaction writes (measured on container logs: 6.3× against
+/// 5.2× at level 3, at 60 MB/s).
+const COMPACT_ZSTD_LEVEL: i32 = 9;
+/// How often a flush also compacts the days it finds fragmented.
+const COMPACT_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Settings of the log store.
 #[derive(Debug, Clone)]
@@ -267,6 +277,8 @@ pub struct LogStore {
     pressure: OnceLock<Arc<DiskPressure>>,
     /// Woken when the head passes `head_flush_bytes`.
     flush_wanted: tokio::sync::Notify,
+    /// When the last compaction ran (see [`LogStore::compact`]).
+    last_compaction: Mutex<std::time::Instant>,
 }
 
 /// What opening found.
@@ -377,6 +389,7 @@ impl LogStore {
             flush_lock: Mutex::new(()),
             pressure: OnceLock::new(),
             flush_wanted: tokio::sync::Notify::new(),
+            last_compaction: Mutex::new(std::time::Instant::now()),
         };
         self_metrics().streams.set(store.stream_count() as i64);
         Ok((store, report))
@@ -628,29 +641,39 @@ impl LogStore {
             Arc::clone(&head.flushing)
         };
         self.write_registry()?;
-        let mut by_day: BTreeMap<Day, Vec<IndexedEntry<'_>>> = BTreeMap::new();
+        let mut by_day: BTreeMap<Day, Vec<&HeadEntry>> = BTreeMap::new();
         for entry in flushing.iter() {
             by_day
                 .entry(day_of_ns(entry.entry.timestamp_ns))
                 .or_default()
-                .push(IndexedEntry {
-                    stream: entry.stream,
-                    entry: &entry.entry,
-                    keys: &entry.keys,
-                });
+                .push(entry);
         }
-        // Each stream's entries together and in time order: similar lines share doc-store
-        // blocks (zstd compresses them better), and a query reading a stream in time order
-        // reads blocks one after the other. The sort is stable: entries of one nanosecond keep
-        // their order of arrival.
-        for entries in by_day.values_mut() {
-            entries.sort_by_key(|indexed| (indexed.stream, indexed.entry.timestamp_ns));
-        }
+        // Each stream's entries of a day in time order, cut into blocks. The sort is stable:
+        // entries of one nanosecond keep their order of arrival.
+        let by_day: BTreeMap<Day, Vec<NewBlock>> = by_day
+            .into_iter()
+            .map(|(day, mut entries)| {
+                entries.sort_by_key(|head| (head.stream, head.entry.timestamp_ns));
+                let runs: Vec<StreamRun<'_>> = entries
+                    .chunk_by(|a, b| a.stream == b.stream)
+                    .map(|run| {
+                        let stream = run.first().map_or(0, |head| head.stream);
+                        (
+                            stream,
+                            run.iter()
+                                .map(|head| (&head.entry, head.keys.as_slice()))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                (day, build_blocks(&runs, FLUSH_ZSTD_LEVEL))
+            })
+            .collect();
         let mut written = Vec::with_capacity(by_day.len());
-        for (day, entries) in &by_day {
+        for (day, blocks) in &by_day {
             if let Some(index) = self.day_index(*day, true)? {
                 index
-                    .add_and_commit(entries, rotated_at)
+                    .add_and_commit(blocks, rotated_at)
                     .map_err(LogsError::Storage)?;
                 // A day before yesterday is done being written (late entries reopen it): its
                 // writer's memory goes now, so a backfill over many days holds one at a time.
@@ -674,7 +697,111 @@ impl LogStore {
         self.close_idle_writers();
         let metrics = self_metrics();
         metrics.flushes.inc();
+        let due = {
+            let last = self
+                .last_compaction
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            last.elapsed() >= COMPACT_INTERVAL
+        };
+        if due {
+            self.compact_locked()?;
+        }
         Ok(())
+    }
+
+    /// Rewrites the small blocks of each stream and day into full ones, in one commit per day
+    /// (a flush writes one block per stream it saw, so a day written by many flushes holds
+    /// many small blocks, which compress worse and cost a document each). Blocking. A flush
+    /// runs it every ten minutes; the service also runs it at a clean stop. Returns how many
+    /// blocks it replaced.
+    pub fn compact(&self) -> Result<usize, LogsError> {
+        let _flushing = self
+            .flush_lock
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        self.compact_locked()
+    }
+
+    fn compact_locked(&self) -> Result<usize, LogsError> {
+        *self
+            .last_compaction
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = std::time::Instant::now();
+        let days = self
+            .partitions_dir
+            .partitions()
+            .map_err(|err| storage_error(&self.dir, err))?;
+        let mut replaced = 0;
+        for partition in days {
+            let Some(index) = self.day_index(partition.day, false)? else {
+                continue;
+            };
+            let compacted = self.compact_day(&index)?;
+            if compacted > 0 {
+                tracing::debug!(day = %partition.day, blocks = compacted, "compacted a log day");
+                self_metrics().compacted_blocks.inc_by(compacted as u64);
+            }
+            replaced += compacted;
+        }
+        self.close_idle_writers();
+        Ok(replaced)
+    }
+
+    /// Compacts one day; how many blocks it replaced.
+    fn compact_day(&self, index: &DayIndex) -> Result<usize, LogsError> {
+        let searcher = index.searcher();
+        let mut blocks = index.all_blocks(&searcher).map_err(LogsError::Storage)?;
+        blocks.retain(|hit| {
+            hit.line_bytes < (BLOCK_LINE_BYTES / 2) as u64 && hit.entries < (BLOCK_ENTRIES / 2) as u64
+        });
+        blocks.sort_by_key(|hit| (hit.stream, hit.min_ns, hit.address));
+        let mut stores = DocStores::new(&searcher);
+        let mut old = Vec::new();
+        let mut entries: Vec<(u32, LogEntry, Keys)> = Vec::new();
+        for run in blocks.chunk_by(|a, b| a.stream == b.stream) {
+            if run.len() < 2 {
+                continue;
+            }
+            let labels = {
+                let streams = self.streams.read().unwrap_or_else(|poison| poison.into_inner());
+                streams
+                    .list
+                    .get(run.first().map_or(0, |hit| hit.stream) as usize)
+                    .map(|info| Arc::clone(&info.labels))
+            };
+            let Some(labels) = labels else { continue };
+            for hit in run {
+                let decoded = index.read(&mut stores, hit.address).map_err(LogsError::Storage)?;
+                for position in 0..decoded.len() {
+                    let entry = decoded
+                        .entry(position)
+                        .map_err(|err| LogsError::Storage(err.to_string()))?;
+                    let keys = keys::correlation_keys(&self.options.correlation_keys, &labels, &entry);
+                    entries.push((hit.stream, entry, keys));
+                }
+                old.push(hit.id);
+            }
+        }
+        if old.is_empty() {
+            return Ok(0);
+        }
+        entries.sort_by_key(|(stream, entry, _)| (*stream, entry.timestamp_ns));
+        let runs: Vec<StreamRun<'_>> = entries
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|run| {
+                (
+                    run.first().map_or(0, |(stream, _, _)| *stream),
+                    run.iter()
+                        .map(|(_, entry, keys)| (entry, keys.as_slice()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let new = build_blocks(&runs, COMPACT_ZSTD_LEVEL);
+        index.replace(&old, &new).map_err(LogsError::Storage)?;
+        index.reload().map_err(LogsError::Storage)?;
+        Ok(old.len())
     }
 
     /// The first, non-blocking half of a flush: rotates the log at a point where the head
@@ -875,6 +1002,7 @@ impl LogStore {
         };
         // Stable: entries of one timestamp keep their order of arrival.
         in_memory.sort_by_key(|(ts, _, _)| *ts);
+        let in_memory = &mut in_memory;
         let backward = selection.direction == Direction::Backward;
         let mut days: Vec<Day> = Vec::new();
         let mut day = day_of_ns(start_ns);
@@ -894,29 +1022,31 @@ impl LogStore {
                 None => ControlFlow::Continue(()),
             }
         };
-        // One search per day; its hits are read in the delivery order, a chunk at a time, and
-        // merged with the head's entries of the day, so that a query that stops early reads
-        // few entries.
+        let finders: Vec<memchr::memmem::Finder<'_>> = selection
+            .line_contains
+            .iter()
+            .map(|needle| memchr::memmem::Finder::new(needle.as_bytes()))
+            .collect();
+        let filter = BlockFilter {
+            finders: &finders,
+            keys: &selection.keys,
+            key_names: &self.options.correlation_keys,
+        };
+        // One search per day. Its blocks are read in the delivery order of their first entry
+        // (last, backward) and merged with the head's entries of the day: an entry is
+        // delivered once no block still unread can hold an earlier (later) one, so a query
+        // that stops early reads few blocks.
         for day in days {
             let day_start = start_ns.max(day.start().0.saturating_mul(NS_PER_MS));
             let day_end = end_ns.min(day.end_exclusive().0.saturating_mul(NS_PER_MS));
             let from = in_memory.partition_point(|(ts, _, _)| *ts < day_start);
             let to = in_memory.partition_point(|(ts, _, _)| *ts < day_end);
-            let mut memory: Vec<(i64, u32, LogEntry)> = in_memory.drain(from..to).collect();
-            if backward {
-                memory.reverse();
+            let mut pending = DeliveryQueue::new(backward);
+            for (ts, stream, entry) in in_memory.drain(from..to) {
+                pending.push(ts, stream, entry);
             }
-            let mut memory = memory.into_iter().peekable();
-            // Whether the head's entry at `memory_ts` comes before the index's at `hit_ts`.
-            let comes_first = |memory_ts: i64, hit_ts: i64| {
-                if backward {
-                    memory_ts > hit_ts
-                } else {
-                    memory_ts < hit_ts
-                }
-            };
             if let Some((index, searcher)) = searchers.get(&day) {
-                let mut hits = index
+                let mut blocks = index
                     .search(
                         searcher,
                         &DayQuery {
@@ -928,42 +1058,38 @@ impl LogStore {
                         },
                     )
                     .map_err(LogsError::Storage)?;
-                hits.sort_by_key(|hit| (hit.timestamp_ns, hit.address));
                 if backward {
-                    hits.reverse();
+                    blocks.sort_by_key(|hit| std::cmp::Reverse((hit.max_ns, hit.address)));
+                } else {
+                    blocks.sort_by_key(|hit| (hit.min_ns, hit.address));
                 }
                 let mut stores = DocStores::new(searcher);
-                for chunk in hits.chunks(FETCH_CHUNK) {
-                    let entries = index
-                        .fetch(&mut stores, chunk, &selection.line_contains)
-                        .map_err(LogsError::Storage)?;
-                    for (hit, entry) in chunk.iter().zip(entries) {
-                        while let Some((ts, _, _)) = memory.peek() {
-                            if !comes_first(*ts, hit.timestamp_ns) {
-                                break;
-                            }
-                            if let Some((_, stream, entry)) = memory.next()
-                                && deliver(stream, entry).is_break()
-                            {
-                                return Ok(());
-                            }
-                        }
-                        // Stored bytes without a needle were not decoded.
-                        let Some(entry) = entry else { continue };
-                        let contains_all = selection
-                            .line_contains
-                            .iter()
-                            .all(|needle| entry.line.contains(needle.as_str()));
-                        if contains_all && deliver(hit.stream, entry).is_break() {
+                for batch in blocks.chunks(read_batch()) {
+                    let mut read = Vec::with_capacity(batch.len());
+                    for hit in batch {
+                        let bytes = index
+                            .read_bytes(&mut stores, hit.address)
+                            .map_err(LogsError::Storage)?;
+                        let labels = labels_of.get(&hit.stream).cloned();
+                        read.push((bytes, labels));
+                    }
+                    let matched = filter_blocks(&read, &filter, day_start, day_end);
+                    for (hit, entries) in batch.iter().zip(matched) {
+                        let entries = entries.map_err(|err| {
+                            LogsError::Storage(format!("{}: {err}", index.path().display()))
+                        })?;
+                        let bound = if backward { hit.max_ns } else { hit.min_ns };
+                        if pending.deliver_before(bound, &mut deliver).is_break() {
                             return Ok(());
+                        }
+                        for entry in entries {
+                            pending.push(entry.timestamp_ns, hit.stream, entry);
                         }
                     }
                 }
             }
-            for (_, stream, entry) in memory {
-                if deliver(stream, entry).is_break() {
-                    return Ok(());
-                }
+            if pending.deliver_before_end(&mut deliver).is_break() {
+                return Ok(());
             }
         }
         Ok(())
@@ -1027,6 +1153,180 @@ impl LogStore {
     }
 }
 
+/// What a block's entries must satisfy to be selected (besides the time range).
+struct BlockFilter<'a> {
+    finders: &'a [memchr::memmem::Finder<'a>],
+    keys: &'a [(String, String)],
+    key_names: &'a [String],
+}
+
+/// Blocks decoded at once (in parallel when the machine has cores for it).
+fn read_batch() -> usize {
+    static BATCH: OnceLock<usize> = OnceLock::new();
+    *BATCH.get_or_init(|| 2 * decode_threads())
+}
+
+fn decode_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get().min(4))
+}
+
+/// The entries of each block (its bytes and its stream's labels) in `[start_ns, end_ns)` that
+/// pass `filter`, in time order; blocks are decoded on up to [`decode_threads`] threads.
+fn filter_blocks(
+    blocks: &[(Vec<u8>, Option<Arc<Labels>>)],
+    filter: &BlockFilter<'_>,
+    start_ns: i64,
+    end_ns: i64,
+) -> Vec<Result<Vec<LogEntry>, block::BlockError>> {
+    let one = |(bytes, labels): &(Vec<u8>, Option<Arc<Labels>>)| {
+        filter_block(bytes, labels.as_deref(), filter, start_ns, end_ns)
+    };
+    let threads = decode_threads().min(blocks.len());
+    if threads <= 1 {
+        return blocks.iter().map(one).collect();
+    }
+    let per_thread = blocks.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = blocks
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| match worker.join() {
+                Ok(results) => results,
+                Err(_) => vec![Err(block::BlockError::PANICKED)],
+            })
+            .collect()
+    })
+}
+
+fn filter_block(
+    bytes: &[u8],
+    labels: Option<&Labels>,
+    filter: &BlockFilter<'_>,
+    start_ns: i64,
+    end_ns: i64,
+) -> Result<Vec<LogEntry>, block::BlockError> {
+    let Some(labels) = labels else {
+        return Ok(Vec::new());
+    };
+    let decoded = block::decode(bytes)?;
+    if filter
+        .finders
+        .iter()
+        .any(|finder| decoded.may_contain(finder) == Some(false))
+    {
+        return Ok(Vec::new());
+    }
+    let timestamps = decoded.timestamps();
+    let from = timestamps.partition_point(|ts| *ts < start_ns);
+    let to = timestamps.partition_point(|ts| *ts < end_ns);
+    let mut entries = Vec::new();
+    for position in from..to {
+        if !filter
+            .finders
+            .iter()
+            .all(|finder| decoded.line_contains(position, finder))
+        {
+            continue;
+        }
+        let entry = decoded.entry(position)?;
+        if !filter.keys.is_empty() {
+            let keys = keys::correlation_keys(filter.key_names, labels, &entry);
+            if !filter.keys.iter().all(|key| keys.contains(key)) {
+                continue;
+            }
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Entries waiting to be delivered, in delivery order: a max-heap on (timestamp, arrival),
+/// both inverted going forward.
+struct DeliveryQueue {
+    backward: bool,
+    arrivals: u64,
+    heap: std::collections::BinaryHeap<Queued>,
+}
+
+struct Queued {
+    key: (i64, u64),
+    stream: u32,
+    entry: LogEntry,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Queued) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Queued) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Queued) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+impl DeliveryQueue {
+    fn new(backward: bool) -> DeliveryQueue {
+        DeliveryQueue {
+            backward,
+            arrivals: 0,
+            heap: std::collections::BinaryHeap::new(),
+        }
+    }
+
+    fn key(&self, ts: i64, arrival: u64) -> (i64, u64) {
+        if self.backward {
+            (ts, arrival)
+        } else {
+            (!ts, !arrival)
+        }
+    }
+
+    fn push(&mut self, ts: i64, stream: u32, entry: LogEntry) {
+        let key = self.key(ts, self.arrivals);
+        self.arrivals += 1;
+        self.heap.push(Queued { key, stream, entry });
+    }
+
+    /// Delivers the entries that come strictly before `bound` in delivery order.
+    fn deliver_before(
+        &mut self,
+        bound: i64,
+        deliver: &mut impl FnMut(u32, LogEntry) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let limit = self.key(bound, 0).0;
+        while self.heap.peek().is_some_and(|top| top.key.0 > limit) {
+            if let Some(queued) = self.heap.pop() {
+                deliver(queued.stream, queued.entry)?;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Delivers everything left.
+    fn deliver_before_end(
+        &mut self,
+        deliver: &mut impl FnMut(u32, LogEntry) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        while let Some(queued) = self.heap.pop() {
+            deliver(queued.stream, queued.entry)?;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// Counts of `index/stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -1073,6 +1373,44 @@ fn load_registry(
         streams.insert(Arc::new(labels), min_ns, max_ns, false);
     }
     Ok(())
+}
+
+/// Correlation keys of an entry.
+type Keys = Vec<(String, String)>;
+
+/// One stream's entries with their correlation keys, in time order.
+type StreamRun<'a> = (u32, Vec<KeyedEntry<'a>>);
+
+/// Cuts each stream's entries (in time order) into blocks of at most [`BLOCK_LINE_BYTES`] of
+/// lines and [`BLOCK_ENTRIES`] entries, and encodes them.
+fn build_blocks(runs: &[StreamRun<'_>], zstd_level: i32) -> Vec<NewBlock> {
+    let mut blocks = Vec::new();
+    for (stream, entries) in runs {
+        let mut start = 0;
+        let mut bytes = 0;
+        for (position, (entry, _)) in entries.iter().enumerate() {
+            if position > start
+                && (bytes + entry.line.len() > BLOCK_LINE_BYTES || position - start >= BLOCK_ENTRIES)
+            {
+                blocks.push(NewBlock::build(
+                    *stream,
+                    entries.get(start..position).unwrap_or_default(),
+                    zstd_level,
+                ));
+                start = position;
+                bytes = 0;
+            }
+            bytes += entry.line.len();
+        }
+        if start < entries.len() {
+            blocks.push(NewBlock::build(
+                *stream,
+                entries.get(start..).unwrap_or_default(),
+                zstd_level,
+            ));
+        }
+    }
+    blocks
 }
 
 fn day_of_ns(ns: i64) -> Day {
@@ -1128,6 +1466,7 @@ struct SelfMetrics {
     refused: prometheus::IntCounterVec,
     streams: prometheus::IntGauge,
     flushes: prometheus::IntCounter,
+    compacted_blocks: prometheus::IntCounter,
 }
 
 fn self_metrics() -> &'static SelfMetrics {
@@ -1163,6 +1502,10 @@ fn self_metrics() -> &'static SelfMetrics {
             flushes: registry.int_counter(
                 "obs_logs_flushes_total",
                 "Flushes of the log head into the day indexes.",
+            ),
+            compacted_blocks: registry.int_counter(
+                "obs_logs_compacted_blocks_total",
+                "Small log blocks rewritten into full ones by compactions.",
             ),
         }
     })

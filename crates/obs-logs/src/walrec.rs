@@ -80,16 +80,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<StreamEntries>, String> {
     Ok(streams)
 }
 
-/// Decodes one entry written by [`encode_entry`] (the whole of `bytes`).
-pub(crate) fn decode_entry(bytes: &[u8]) -> Result<LogEntry, String> {
-    let mut reader = Reader { rest: bytes };
-    let entry = reader.entry()?;
-    if !reader.rest.is_empty() {
-        return Err("bytes after the entry".to_owned());
-    }
-    Ok(entry)
-}
-
 struct Reader<'a> {
     rest: &'a [u8],
 }
@@ -191,14 +181,5 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode(&longer).is_err());
-    }
-
-    #[test]
-    fn entries_round_trip() {
-        for entry in &sample()[0].entries {
-            let mut buffer = Vec::new();
-            encode_entry(entry, &mut buffer);
-            assert_eq!(&decode_entry(&buffer).unwrap(), entry);
-        }
     }
 }
