@@ -23,7 +23,8 @@
 //! `{namespace="jarvis"} | json | run_id="<one run>"` over the 14 days, (2) a rare substring
 //! `|=` over one day (limit 5000), beside `rg -F -c` (or `grep -F -c` when ripgrep is missing)
 //! over that day's raw text in a file, hot in the page cache, and (3) the logs-volume query
-//! Grafana sends over one day.
+//! Grafana sends over one day. `--keep-data` keeps the data directory and the day's raw text
+//! for a closer look.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -569,4 +570,11 @@ fn main() {
         substring_ms / tool_ms.max(1e-9)
     );
     server.stop(Duration::from_secs(60));
+    if obs_bench::arg_flag("keep-data") {
+        let kept = scratch.keep();
+        println!(
+            "data kept in {} (--keep-data; the day's raw text is day.log)",
+            kept.display()
+        );
+    }
 }

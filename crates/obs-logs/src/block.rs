@@ -23,6 +23,9 @@ const VERSION: u8 = 1;
 /// Stands for the entry's timestamp in a line (ASCII "record separator"; a line that has this
 /// byte itself is stored as it is).
 const MARKER: u8 = 0x1e;
+/// Ends every block, after its length (so a block can be found at the end of bytes that hold
+/// more, such as a stored document).
+const TRAILER_MAGIC: &[u8; 4] = b"OBK1";
 /// The largest payload a block may decompress to.
 pub const MAX_PAYLOAD_BYTES: usize = 64 << 20;
 
@@ -194,6 +197,11 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
         }
         descriptors.push((((lines.len() - before) as u64) << 2) | stamp as u64);
     }
+    let columns = payload;
+    let mut payload = Vec::with_capacity(lines.len() + columns.len() + descriptors.len() * 2 + 8);
+    put_varint(&mut payload, lines.len() as u64);
+    payload.extend_from_slice(&lines);
+    payload.extend_from_slice(&columns);
     for descriptor in descriptors {
         put_varint(&mut payload, descriptor);
     }
@@ -206,7 +214,6 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
             payload.extend_from_slice(value.as_bytes());
         }
     }
-    payload.extend_from_slice(&lines);
     let mut bytes = Vec::with_capacity(payload.len() / 4 + 16);
     bytes.push(VERSION);
     put_varint(&mut bytes, entries.len() as u64);
@@ -216,6 +223,9 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
         Ok(compressed) => bytes.extend_from_slice(&compressed),
         Err(_) => bytes.extend_from_slice(&zstd::bulk::compress(&payload, 3).unwrap_or_default()),
     }
+    let length = bytes.len() as u32;
+    bytes.extend_from_slice(&length.to_le_bytes());
+    bytes.extend_from_slice(TRAILER_MAGIC);
     Encoded {
         bytes,
         entries: entries.len() as u32,
@@ -282,13 +292,71 @@ pub struct Decoded {
     lines: Vec<(usize, usize, Stamp)>,
     /// Per entry: where its metadata starts in `payload`.
     metadata: Vec<usize>,
-    /// Where the lines start in `payload`.
+    /// Where the lines are in `payload`.
     lines_start: usize,
+    lines_end: usize,
     stamped: bool,
+}
+
+/// The block that `bytes` end with, if they end with one (its trailer says where it starts).
+pub fn at_end(bytes: &[u8]) -> Option<&[u8]> {
+    let trailer_at = bytes.len().checked_sub(8)?;
+    let trailer = bytes.get(trailer_at..)?;
+    if trailer.get(4..) != Some(TRAILER_MAGIC.as_slice()) {
+        return None;
+    }
+    let length = u32::from_le_bytes(trailer.get(..4)?.try_into().ok()?) as usize;
+    bytes.get(trailer_at.checked_sub(length)?..)
+}
+
+/// Decompresses `compressed` into exactly `size` bytes, with this thread's reusable context.
+fn decompress(compressed: &[u8], size: usize) -> Result<Vec<u8>, BlockError> {
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let payload = CONTEXT.with(|context| {
+        let mut context = context.borrow_mut();
+        if context.is_none() {
+            *context = zstd::bulk::Decompressor::new().ok();
+        }
+        match context.as_mut() {
+            Some(context) => context.decompress(compressed, size),
+            None => zstd::bulk::decompress(compressed, size),
+        }
+    });
+    let payload = payload.map_err(|_| BlockError("bad compressed data"))?;
+    if payload.len() != size {
+        return Err(BlockError("size differs from the header"));
+    }
+    Ok(payload)
 }
 
 /// Reads a block's bytes (untrusted).
 pub fn decode(bytes: &[u8]) -> Result<Decoded, BlockError> {
+    decode_if_contains(bytes, &[])?.ok_or(BlockError("no block"))
+}
+
+/// Reads a block's bytes (untrusted), unless its lines lack one of `needles` (`None` then):
+/// that is checked on the lines as stored, before the other columns are read, for each needle
+/// that cannot overlap a line's timestamp.
+pub fn decode_if_contains(
+    bytes: &[u8],
+    needles: &[memchr::memmem::Finder<'_>],
+) -> Result<Option<Decoded>, BlockError> {
+    let body_length = bytes
+        .len()
+        .checked_sub(8)
+        .ok_or(BlockError("shorter than its trailer"))?;
+    if bytes.get(body_length + 4..) != Some(TRAILER_MAGIC.as_slice())
+        || bytes
+            .get(body_length..body_length + 4)
+            .map(|length| u32::from_le_bytes(length.try_into().unwrap_or_default()) as usize)
+            != Some(body_length)
+    {
+        return Err(BlockError("bad trailer"));
+    }
+    let bytes = bytes.get(..body_length).unwrap_or_default();
     let mut header = Reader { bytes, at: 0 };
     let version = *bytes.first().ok_or(BlockError("empty"))?;
     if version != VERSION {
@@ -302,15 +370,22 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, BlockError> {
     if size > MAX_PAYLOAD_BYTES || count > size / 4 {
         return Err(BlockError("sizes out of range"));
     }
-    let compressed = bytes.get(header.at..).unwrap_or_default();
-    let payload = zstd::bulk::decompress(compressed, size).map_err(|_| BlockError("bad compressed data"))?;
-    if payload.len() != size {
-        return Err(BlockError("size differs from the header"));
-    }
+    let payload = decompress(bytes.get(header.at..).unwrap_or_default(), size)?;
     let mut reader = Reader {
         bytes: &payload,
         at: 0,
     };
+    let lines_length = reader.length()?;
+    let lines_start = reader.at;
+    let lines_end = lines_start + lines_length;
+    let stored_lines = payload.get(lines_start..lines_end).unwrap_or_default();
+    if needles
+        .iter()
+        .any(|needle| !may_touch_stamp(needle.needle()) && needle.find(stored_lines).is_none())
+    {
+        return Ok(None);
+    }
+    reader.at = lines_end;
     let mut timestamps = Vec::with_capacity(count);
     let mut ms = 0i64;
     for _ in 0..count {
@@ -327,11 +402,23 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, BlockError> {
             .and_then(|ns| ns.checked_add(nanos as i64))
             .ok_or(BlockError("timestamp out of range"))?;
     }
-    let mut descriptors = Vec::with_capacity(count);
+    let mut lines = Vec::with_capacity(count);
+    let mut at = lines_start;
+    let mut stamped = false;
     for _ in 0..count {
         let descriptor = reader.varint()?;
         let length = usize::try_from(descriptor >> 2).map_err(|_| BlockError("line too long"))?;
-        descriptors.push((length, Stamp::from_bits(descriptor)));
+        let stamp = Stamp::from_bits(descriptor);
+        let end = at.checked_add(length).ok_or(BlockError("line too long"))?;
+        if end > lines_end {
+            return Err(BlockError("line past the end"));
+        }
+        stamped |= stamp != Stamp::None;
+        lines.push((at, length, stamp));
+        at = end;
+    }
+    if at != lines_end {
+        return Err(BlockError("lines and their lengths disagree"));
     }
     let mut metadata = Vec::with_capacity(count);
     for _ in 0..count {
@@ -344,29 +431,18 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, BlockError> {
             reader.at += value;
         }
     }
-    let lines_start = reader.at;
-    let mut at = lines_start;
-    let mut lines = Vec::with_capacity(count);
-    let mut stamped = false;
-    for (length, stamp) in descriptors {
-        let end = at.checked_add(length).ok_or(BlockError("line too long"))?;
-        let line = payload.get(at..end).ok_or(BlockError("line past the end"))?;
-        std::str::from_utf8(line).map_err(|_| BlockError("line is not UTF-8"))?;
-        stamped |= stamp != Stamp::None;
-        lines.push((at, length, stamp));
-        at = end;
+    if reader.at != payload.len() {
+        return Err(BlockError("bytes after the metadata"));
     }
-    if at != payload.len() {
-        return Err(BlockError("bytes after the last line"));
-    }
-    Ok(Decoded {
+    Ok(Some(Decoded {
         payload,
         timestamps,
         lines,
         metadata,
         lines_start,
+        lines_end,
         stamped,
-    })
+    }))
 }
 
 impl Decoded {
@@ -385,16 +461,16 @@ impl Decoded {
         &self.timestamps
     }
 
-    /// The line of entry `index`.
+    /// The line of entry `index` (a damaged line's invalid UTF-8 replaced; [`Decoded::entry`]
+    /// refuses it).
     pub fn line(&self, index: usize) -> Cow<'_, str> {
         let Some(&(at, length, stamp)) = self.lines.get(index) else {
             return Cow::Borrowed("");
         };
-        let stored = self.payload.get(at..at + length).unwrap_or_default();
-        // Checked to be UTF-8 by `decode`.
-        let text = std::str::from_utf8(stored).unwrap_or_default();
+        // Lines are checked to be UTF-8 only when read, not for the whole block at decoding.
+        let text = String::from_utf8_lossy(self.payload.get(at..at + length).unwrap_or_default());
         if stamp == Stamp::None {
-            return Cow::Borrowed(text);
+            return text;
         }
         let mut buffer = [0u8; 32];
         let timestamp = self.timestamps.get(index).copied().unwrap_or(0);
@@ -407,7 +483,7 @@ impl Decoded {
     pub fn metadata(&self, index: usize) -> Result<Vec<(String, String)>, BlockError> {
         let at = *self.metadata.get(index).ok_or(BlockError("no such entry"))?;
         let mut reader = Reader {
-            bytes: self.payload.get(..self.lines_start).unwrap_or_default(),
+            bytes: &self.payload,
             at,
         };
         let pairs = reader.varint()?;
@@ -422,6 +498,9 @@ impl Decoded {
 
     /// Entry `index` whole.
     pub fn entry(&self, index: usize) -> Result<LogEntry, BlockError> {
+        let &(at, length, _) = self.lines.get(index).ok_or(BlockError("no such entry"))?;
+        std::str::from_utf8(self.payload.get(at..at + length).unwrap_or_default())
+            .map_err(|_| BlockError("line is not UTF-8"))?;
         Ok(LogEntry {
             timestamp_ns: self
                 .timestamps
@@ -431,16 +510,6 @@ impl Decoded {
             line: self.line(index).into_owned(),
             metadata: self.metadata(index)?,
         })
-    }
-
-    /// Whether some line of the block contains `needle`, if that can be told without
-    /// restoring the lines' timestamps (`None`: it cannot).
-    pub fn may_contain(&self, needle: &memchr::memmem::Finder<'_>) -> Option<bool> {
-        if self.stamped && may_touch_stamp(needle.needle()) {
-            return None;
-        }
-        let lines = self.payload.get(self.lines_start..).unwrap_or_default();
-        Some(needle.find(lines).is_some())
     }
 
     /// Whether the line of entry `index` contains `needle`.
@@ -562,7 +631,10 @@ mod tests {
         )];
         let refs: Vec<&LogEntry> = lines.iter().collect();
         let decoded = decode(&encode(&refs, 3).bytes).unwrap();
-        assert_eq!(&decoded.payload[decoded.lines_start..], b"\x1e stdout F ts=\x1e");
+        assert_eq!(
+            &decoded.payload[decoded.lines_start..decoded.lines_end],
+            b"\x1e stdout F ts=\x1e"
+        );
         assert!(decoded.stamped);
     }
 
@@ -581,13 +653,22 @@ mod tests {
             ),
         ];
         let refs: Vec<&LogEntry> = lines.iter().collect();
-        let decoded = decode(&encode(&refs, 3).bytes).unwrap();
+        let bytes = encode(&refs, 3).bytes;
+        let decoded = decode(&bytes).unwrap();
         let finder = |needle: &'static str| memchr::memmem::Finder::new(needle);
-        assert_eq!(decoded.may_contain(&finder("a5884caf")), Some(true));
-        assert_eq!(decoded.may_contain(&finder("zzz")), Some(false));
-        // Needles that may overlap a stamp need the lines restored.
-        for needle in ["10:11:13", "345Z stdout", "F 2026-12", "2026-12-07T10:11:12.345Z"] {
-            assert_eq!(decoded.may_contain(&finder(needle)), None, "{needle}");
+        let read_for =
+            |needle: &'static str| decode_if_contains(&bytes, &[finder(needle)]).unwrap().is_some();
+        assert!(read_for("a5884caf"));
+        assert!(!read_for("zzz"), "skipped on the stored lines");
+        // Needles that may overlap a stamp cannot be ruled out on the stored lines.
+        for needle in [
+            "10:11:13",
+            "345Z stdout",
+            "F 2026-12",
+            "2026-12-07T10:11:12.345Z",
+            "2099",
+        ] {
+            assert!(read_for(needle), "{needle}");
         }
         let matching = |needle: &'static str| -> Vec<usize> {
             (0..decoded.len())
@@ -617,15 +698,33 @@ mod tests {
         assert!(decode(&wrong_size).is_err());
         // A payload whose lengths disagree with its content.
         let mut payload = Vec::new();
+        put_varint(&mut payload, 5);
+        payload.extend_from_slice(b"short");
         put_varint(&mut payload, 0);
         put_varint(&mut payload, 0);
         put_varint(&mut payload, 40 << 2);
         put_varint(&mut payload, 0);
-        payload.extend_from_slice(b"short");
         let mut forged = vec![VERSION, 1];
         put_varint(&mut forged, payload.len() as u64);
         forged.extend_from_slice(&zstd::bulk::compress(&payload, 1).unwrap());
+        let length = forged.len() as u32;
+        forged.extend_from_slice(&length.to_le_bytes());
+        forged.extend_from_slice(TRAILER_MAGIC);
         assert_eq!(decode(&forged).unwrap_err(), BlockError("line past the end"));
+    }
+
+    #[test]
+    fn a_block_is_found_at_the_end_of_larger_bytes() {
+        let lines = [entry(TS, "hello", &[])];
+        let refs: Vec<&LogEntry> = lines.iter().collect();
+        let bytes = encode(&refs, 3).bytes;
+        let mut document = b"some header".to_vec();
+        document.extend_from_slice(&bytes);
+        assert_eq!(at_end(&document), Some(bytes.as_slice()));
+        assert_eq!(at_end(&bytes), Some(bytes.as_slice()));
+        assert_eq!(at_end(&document[..document.len() - 1]), None);
+        assert_eq!(at_end(b"OBK1"), None);
+        assert_eq!(at_end(b"\xff\xff\xff\x00OBK1"), None);
     }
 
     #[test]

@@ -1163,7 +1163,7 @@ struct BlockFilter<'a> {
 /// Blocks decoded at once (in parallel when the machine has cores for it).
 fn read_batch() -> usize {
     static BATCH: OnceLock<usize> = OnceLock::new();
-    *BATCH.get_or_init(|| 2 * decode_threads())
+    *BATCH.get_or_init(|| 8 * decode_threads())
 }
 
 fn decode_threads() -> usize {
@@ -1211,14 +1211,9 @@ fn filter_block(
     let Some(labels) = labels else {
         return Ok(Vec::new());
     };
-    let decoded = block::decode(bytes)?;
-    if filter
-        .finders
-        .iter()
-        .any(|finder| decoded.may_contain(finder) == Some(false))
-    {
+    let Some(decoded) = block::decode_if_contains(bytes, filter.finders)? else {
         return Ok(Vec::new());
-    }
+    };
     let timestamps = decoded.timestamps();
     let from = timestamps.partition_point(|ts| *ts < start_ns);
     let to = timestamps.partition_point(|ts| *ts < end_ns);
