@@ -161,50 +161,134 @@ pub struct Encoded {
     pub max_ns: i64,
 }
 
+/// Stands for an id in a stored line (ASCII "unit separator"; a line that has this byte itself
+/// keeps its ids in place).
+const ID_MARKER: u8 = 0x1f;
+/// An id: a run of ASCII letters and digits this long or longer with a digit in it.
+const MIN_ID_BYTES: usize = 8;
+/// Header flag: some line kept its ids in place (it had the id marker byte itself).
+const FLAG_IDS_IN_PLACE: u8 = 1;
+
+/// Whether a maximal run of ASCII letters and digits is an id.
+fn is_id(run: &[u8]) -> bool {
+    run.len() >= MIN_ID_BYTES && run.iter().any(u8::is_ascii_digit)
+}
+
+/// The maximal runs of ASCII letters and digits of `text`, as (start, end).
+fn alphanumeric_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at + text.get(at..)?.iter().position(u8::is_ascii_alphanumeric)?;
+        let end = start
+            + text
+                .get(start..)?
+                .iter()
+                .position(|byte| !byte.is_ascii_alphanumeric())
+                .unwrap_or(text.len() - start);
+        at = end;
+        Some((start, end))
+    })
+}
+
 /// Encodes `entries` (in time order) at zstd `level`.
+///
+/// Besides the timestamps, the ids of the lines (runs of letters and digits of 8 bytes or more
+/// with a digit: trace, span, run and user ids, hashes) go to a dictionary of the block, each
+/// distinct id once, compressed by itself: a substring filter whose needle holds an id reads
+/// only the dictionary to rule a block out.
 pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
     let line_bytes: usize = entries.iter().map(|entry| entry.line.len()).sum();
-    let mut payload = Vec::with_capacity(line_bytes + entries.len() * 12);
+    let mut columns = Vec::with_capacity(entries.len() * 12);
     let mut previous_ms = 0i64;
     for entry in entries {
         let ms = entry.timestamp_ns.div_euclid(1_000_000);
-        put_varint(&mut payload, zigzag(ms.wrapping_sub(previous_ms)));
+        put_varint(&mut columns, zigzag(ms.wrapping_sub(previous_ms)));
         previous_ms = ms;
     }
     for entry in entries {
-        put_varint(&mut payload, entry.timestamp_ns.rem_euclid(1_000_000) as u64);
+        put_varint(&mut columns, entry.timestamp_ns.rem_euclid(1_000_000) as u64);
     }
-    // The lines as stored (stamps replaced), and their descriptors.
+    // The lines as stored (stamps and ids replaced by markers), their descriptors, the
+    // dictionary and the references to it.
     let mut lines = Vec::with_capacity(line_bytes);
     let mut descriptors = Vec::with_capacity(entries.len());
+    let mut dictionary: Vec<u8> = Vec::new();
+    let mut ids: std::collections::HashMap<&[u8], u32, foldhash::fast::RandomState> =
+        std::collections::HashMap::default();
+    let mut references = Vec::new();
+    let mut id_count = 0u32;
+    let mut flags = 0u8;
+    let mut stamped = Vec::new();
     let mut buffer = [0u8; 32];
     for entry in entries {
         let line = entry.line.as_bytes();
         let stamp = find_stamp(line, entry.timestamp_ns);
-        let before = lines.len();
+        stamped.clear();
         if stamp == Stamp::None {
-            lines.extend_from_slice(line);
+            stamped.extend_from_slice(line);
         } else {
             let length = format_stamp(entry.timestamp_ns, stamp, &mut buffer);
             let text = buffer.get(..length).unwrap_or_default();
             let mut copied = 0;
             for at in memchr::memmem::find_iter(line, text) {
-                lines.extend_from_slice(line.get(copied..at).unwrap_or_default());
-                lines.push(MARKER);
+                stamped.extend_from_slice(line.get(copied..at).unwrap_or_default());
+                stamped.push(MARKER);
                 copied = at + text.len();
             }
-            lines.extend_from_slice(line.get(copied..).unwrap_or_default());
+            stamped.extend_from_slice(line.get(copied..).unwrap_or_default());
         }
-        descriptors.push((((lines.len() - before) as u64) << 2) | stamp as u64);
+        let before = lines.len();
+        let extract = memchr::memchr(ID_MARKER, &stamped).is_none();
+        if extract {
+            let mut copied = 0;
+            for (start, end) in alphanumeric_runs(&stamped) {
+                let Some(run) = stamped.get(start..end) else {
+                    continue;
+                };
+                if !is_id(run) {
+                    continue;
+                }
+                lines.extend_from_slice(stamped.get(copied..start).unwrap_or_default());
+                lines.push(ID_MARKER);
+                copied = end;
+                // Distance back from the next new id: 0 for a new one, small for a recent one.
+                match ids.get(run) {
+                    Some(&index) => put_varint(&mut references, u64::from(id_count - index)),
+                    None => {
+                        if !dictionary.is_empty() {
+                            dictionary.push(b'\n');
+                        }
+                        dictionary.extend_from_slice(run);
+                        // Keyed by the id's bytes in the entry, which outlive this loop (a run
+                        // of the stored line is a run of the entry's own bytes).
+                        let line = entry.line.as_bytes();
+                        if let Some(original) =
+                            memchr::memmem::find(line, run).and_then(|at| line.get(at..at + run.len()))
+                        {
+                            ids.insert(original, id_count);
+                        }
+                        id_count += 1;
+                        put_varint(&mut references, 0);
+                    }
+                }
+            }
+            lines.extend_from_slice(stamped.get(copied..).unwrap_or_default());
+        } else {
+            flags |= FLAG_IDS_IN_PLACE;
+            lines.extend_from_slice(&stamped);
+        }
+        descriptors.push((((lines.len() - before) as u64) << 3) | (u64::from(extract) << 2) | stamp as u64);
     }
-    let columns = payload;
-    let mut payload = Vec::with_capacity(lines.len() + columns.len() + descriptors.len() * 2 + 8);
+    let mut payload =
+        Vec::with_capacity(lines.len() + columns.len() + references.len() + descriptors.len() * 2 + 8);
     put_varint(&mut payload, lines.len() as u64);
     payload.extend_from_slice(&lines);
     payload.extend_from_slice(&columns);
     for descriptor in descriptors {
         put_varint(&mut payload, descriptor);
     }
+    put_varint(&mut payload, references.len() as u64);
+    payload.extend_from_slice(&references);
     for entry in entries {
         put_varint(&mut payload, entry.metadata.len() as u64);
         for (name, value) in &entry.metadata {
@@ -214,15 +298,26 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
             payload.extend_from_slice(value.as_bytes());
         }
     }
-    let mut bytes = Vec::with_capacity(payload.len() / 4 + 16);
+    // Compressing into a Vec cannot fail but for a level out of range; level 3 then.
+    let compress = |data: &[u8]| {
+        if data.is_empty() {
+            return Vec::new();
+        }
+        zstd::bulk::compress(data, level)
+            .or_else(|_| zstd::bulk::compress(data, 3))
+            .unwrap_or_default()
+    };
+    let compressed_dictionary = compress(&dictionary);
+    let compressed_payload = compress(&payload);
+    let mut bytes = Vec::with_capacity(compressed_dictionary.len() + compressed_payload.len() + 32);
     bytes.push(VERSION);
+    bytes.push(flags);
     put_varint(&mut bytes, entries.len() as u64);
+    put_varint(&mut bytes, dictionary.len() as u64);
+    put_varint(&mut bytes, compressed_dictionary.len() as u64);
     put_varint(&mut bytes, payload.len() as u64);
-    // Compressing into a Vec cannot fail but for a level out of range; store it raw then.
-    match zstd::bulk::compress(&payload, level) {
-        Ok(compressed) => bytes.extend_from_slice(&compressed),
-        Err(_) => bytes.extend_from_slice(&zstd::bulk::compress(&payload, 3).unwrap_or_default()),
-    }
+    bytes.extend_from_slice(&compressed_dictionary);
+    bytes.extend_from_slice(&compressed_payload);
     let length = bytes.len() as u32;
     bytes.extend_from_slice(&length.to_le_bytes());
     bytes.extend_from_slice(TRAILER_MAGIC);
@@ -283,13 +378,29 @@ impl Reader<'_> {
     }
 }
 
+/// A line as the block stores it.
+#[derive(Debug, Clone, Copy)]
+struct StoredLine {
+    /// Where it is in the payload, and its stored length.
+    at: usize,
+    length: usize,
+    stamp: Stamp,
+    /// Its ids are in the dictionary, `references[first_reference..]` in order.
+    ids_extracted: bool,
+    first_reference: usize,
+}
+
 /// A decompressed block, read entry by entry.
 #[derive(Debug)]
 pub struct Decoded {
     payload: Vec<u8>,
+    dictionary: Vec<u8>,
+    /// Where each id is in `dictionary`.
+    ids: Vec<(usize, usize)>,
+    /// The ids the lines refer to, in line order, as indexes into `ids`.
+    references: Vec<u32>,
     timestamps: Vec<i64>,
-    /// Per entry: where its line starts in `payload`, its stored length and stamp.
-    lines: Vec<(usize, usize, Stamp)>,
+    lines: Vec<StoredLine>,
     /// Per entry: where its metadata starts in `payload`.
     metadata: Vec<usize>,
     /// Where the lines are in `payload` (tests look at them as stored).
@@ -312,6 +423,13 @@ pub fn at_end(bytes: &[u8]) -> Option<&[u8]> {
 
 /// Decompresses `compressed` into exactly `size` bytes, with this thread's reusable context.
 fn decompress(compressed: &[u8], size: usize) -> Result<Vec<u8>, BlockError> {
+    if size == 0 {
+        return if compressed.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(BlockError("bytes for an empty part"))
+        };
+    }
     thread_local! {
         static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
             const { std::cell::RefCell::new(None) };
@@ -338,9 +456,39 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, BlockError> {
     decode_if_contains(bytes, &[])?.ok_or(BlockError("no block"))
 }
 
-/// Reads a block's bytes (untrusted), unless its lines lack one of `needles` (`None` then):
-/// that is checked on the lines as stored, before the other columns are read, for each needle
-/// that cannot overlap a line's timestamp.
+/// Whether a block whose id dictionary is `dictionary` and whose stored lines are `lines`
+/// cannot hold `needle` in any line: see the module docs of the rules; `ids_in_place` says
+/// that some line kept its ids in its stored text.
+fn rules_out(needle: &[u8], dictionary: &[u8], lines: &[u8], ids_in_place: bool) -> bool {
+    if may_touch_stamp(needle) || needle.contains(&ID_MARKER) {
+        return false;
+    }
+    // An id of the needle lies inside a run of letters and digits of the line at least as
+    // long, with its digit: an id of the line, in the dictionary unless the line kept its
+    // ids in place.
+    if !ids_in_place
+        && alphanumeric_runs(needle)
+            .filter_map(|(start, end)| needle.get(start..end))
+            .any(|run| is_id(run) && memchr::memmem::find(dictionary, run).is_none())
+    {
+        return true;
+    }
+    let in_lines = memchr::memmem::find(lines, needle).is_some();
+    if in_lines {
+        return false;
+    }
+    if dictionary.is_empty() || !needle.iter().any(u8::is_ascii_alphanumeric) {
+        // Nothing was taken out of the lines that the needle could overlap.
+        return true;
+    }
+    // A needle of letters and digits only lies inside one run of the line: one the stored
+    // lines show, or an id in the dictionary.
+    needle.iter().all(u8::is_ascii_alphanumeric) && memchr::memmem::find(dictionary, needle).is_none()
+}
+
+/// Reads a block's bytes (untrusted), unless no line of it can contain one of `needles`
+/// (`None` then). That is decided on the id dictionary and the lines as stored, before the
+/// other columns are read.
 pub fn decode_if_contains(
     bytes: &[u8],
     needles: &[memchr::memmem::Finder<'_>],
@@ -358,20 +506,33 @@ pub fn decode_if_contains(
         return Err(BlockError("bad trailer"));
     }
     let bytes = bytes.get(..body_length).unwrap_or_default();
-    let mut header = Reader { bytes, at: 0 };
     let version = *bytes.first().ok_or(BlockError("empty"))?;
     if version != VERSION {
         return Err(BlockError("unknown version"));
     }
-    header.at = 1;
+    let flags = *bytes.get(1).ok_or(BlockError("no flags"))?;
+    let mut header = Reader { bytes, at: 2 };
     let count = usize::try_from(header.varint()?).map_err(|_| BlockError("count too large"))?;
+    let dictionary_size = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
+    let dictionary_compressed = header.length()?;
     let size = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
     // Each entry takes at least four payload bytes (two timestamp parts, a descriptor, a
     // metadata count).
-    if size > MAX_PAYLOAD_BYTES || count > size / 4 {
+    if size > MAX_PAYLOAD_BYTES || dictionary_size > MAX_PAYLOAD_BYTES || count > size / 4 {
         return Err(BlockError("sizes out of range"));
     }
-    let payload = decompress(bytes.get(header.at..).unwrap_or_default(), size)?;
+    let dictionary_end = header.at + dictionary_compressed;
+    let dictionary = decompress(
+        bytes.get(header.at..dictionary_end).unwrap_or_default(),
+        dictionary_size,
+    )?;
+    if !dictionary
+        .iter()
+        .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'\n')
+    {
+        return Err(BlockError("the id dictionary holds more than ids"));
+    }
+    let payload = decompress(bytes.get(dictionary_end..).unwrap_or_default(), size)?;
     let mut reader = Reader {
         bytes: &payload,
         at: 0,
@@ -380,9 +541,10 @@ pub fn decode_if_contains(
     let lines_start = reader.at;
     let lines_end = lines_start + lines_length;
     let stored_lines = payload.get(lines_start..lines_end).unwrap_or_default();
+    let ids_in_place = flags & FLAG_IDS_IN_PLACE != 0;
     if needles
         .iter()
-        .any(|needle| !may_touch_stamp(needle.needle()) && needle.find(stored_lines).is_none())
+        .any(|needle| rules_out(needle.needle(), &dictionary, stored_lines, ids_in_place))
     {
         return Ok(None);
     }
@@ -405,19 +567,63 @@ pub fn decode_if_contains(
     }
     let mut lines = Vec::with_capacity(count);
     let mut at = lines_start;
+    let mut markers = 0usize;
     for _ in 0..count {
         let descriptor = reader.varint()?;
-        let length = usize::try_from(descriptor >> 2).map_err(|_| BlockError("line too long"))?;
-        let stamp = Stamp::from_bits(descriptor);
+        let length = usize::try_from(descriptor >> 3).map_err(|_| BlockError("line too long"))?;
         let end = at.checked_add(length).ok_or(BlockError("line too long"))?;
-        if end > lines_end {
-            return Err(BlockError("line past the end"));
+        let stored = payload.get(at..end).ok_or(BlockError("line past the end"))?;
+        let ids_extracted = descriptor & 4 != 0;
+        if !ids_extracted && !ids_in_place {
+            return Err(BlockError("a line kept its ids but the block says none did"));
         }
-        lines.push((at, length, stamp));
+        lines.push(StoredLine {
+            at,
+            length,
+            stamp: Stamp::from_bits(descriptor),
+            ids_extracted,
+            first_reference: markers,
+        });
+        if ids_extracted {
+            markers += memchr::memchr_iter(ID_MARKER, stored).count();
+        }
         at = end;
     }
     if at != lines_end {
         return Err(BlockError("lines and their lengths disagree"));
+    }
+    let mut ids = Vec::new();
+    let mut start = 0;
+    if !dictionary.is_empty() {
+        for end in memchr::memchr_iter(b'\n', &dictionary).chain(std::iter::once(dictionary.len())) {
+            if end == start {
+                return Err(BlockError("an empty id"));
+            }
+            ids.push((start, end));
+            start = end + 1;
+        }
+    }
+    let references_length = reader.length()?;
+    let references_end = reader.at + references_length;
+    let mut references = Vec::with_capacity(markers);
+    let mut next_new = 0u64;
+    while reader.at < references_end {
+        let back = reader.varint()?;
+        let index = if back == 0 {
+            next_new += 1;
+            next_new - 1
+        } else {
+            next_new
+                .checked_sub(back)
+                .ok_or(BlockError("a reference before the first id"))?
+        };
+        if index >= ids.len() as u64 {
+            return Err(BlockError("a reference past the last id"));
+        }
+        references.push(index as u32);
+    }
+    if reader.at != references_end || references.len() != markers || next_new != ids.len() as u64 {
+        return Err(BlockError("ids and their references disagree"));
     }
     let mut metadata = Vec::with_capacity(count);
     for _ in 0..count {
@@ -435,6 +641,9 @@ pub fn decode_if_contains(
     }
     Ok(Some(Decoded {
         payload,
+        dictionary,
+        ids,
+        references,
         timestamps,
         lines,
         metadata,
@@ -461,22 +670,58 @@ impl Decoded {
         &self.timestamps
     }
 
+    fn stored(&self, line: &StoredLine) -> &[u8] {
+        self.payload
+            .get(line.at..line.at + line.length)
+            .unwrap_or_default()
+    }
+
+    /// The line of entry `index`, as bytes.
+    fn line_bytes(&self, index: usize) -> Cow<'_, [u8]> {
+        let Some(line) = self.lines.get(index) else {
+            return Cow::Borrowed(&[]);
+        };
+        let stored = self.stored(line);
+        let has_ids = line.ids_extracted && memchr::memchr(ID_MARKER, stored).is_some();
+        if line.stamp == Stamp::None && !has_ids {
+            return Cow::Borrowed(stored);
+        }
+        let mut buffer = [0u8; 32];
+        let stamp = if line.stamp == Stamp::None {
+            &[][..]
+        } else {
+            let timestamp = self.timestamps.get(index).copied().unwrap_or(0);
+            let length = format_stamp(timestamp, line.stamp, &mut buffer);
+            buffer.get(..length).unwrap_or_default()
+        };
+        let mut out = Vec::with_capacity(stored.len() + 64);
+        let mut reference = line.first_reference;
+        for &byte in stored {
+            match byte {
+                MARKER if line.stamp != Stamp::None => out.extend_from_slice(stamp),
+                ID_MARKER if line.ids_extracted => {
+                    let id = self
+                        .references
+                        .get(reference)
+                        .and_then(|&index| self.ids.get(index as usize))
+                        .and_then(|&(start, end)| self.dictionary.get(start..end))
+                        .unwrap_or_default();
+                    out.extend_from_slice(id);
+                    reference += 1;
+                }
+                _ => out.push(byte),
+            }
+        }
+        Cow::Owned(out)
+    }
+
     /// The line of entry `index` (a damaged line's invalid UTF-8 replaced; [`Decoded::entry`]
     /// refuses it).
     pub fn line(&self, index: usize) -> Cow<'_, str> {
-        let Some(&(at, length, stamp)) = self.lines.get(index) else {
-            return Cow::Borrowed("");
-        };
-        // Lines are checked to be UTF-8 only when read, not for the whole block at decoding.
-        let text = String::from_utf8_lossy(self.payload.get(at..at + length).unwrap_or_default());
-        if stamp == Stamp::None {
-            return text;
+        match self.line_bytes(index) {
+            Cow::Borrowed(bytes) => String::from_utf8_lossy(bytes),
+            Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
         }
-        let mut buffer = [0u8; 32];
-        let timestamp = self.timestamps.get(index).copied().unwrap_or(0);
-        let length = format_stamp(timestamp, stamp, &mut buffer);
-        let formatted = std::str::from_utf8(buffer.get(..length).unwrap_or_default()).unwrap_or_default();
-        Cow::Owned(text.replace(char::from(MARKER), formatted))
     }
 
     /// The structured metadata of entry `index`.
@@ -498,8 +743,7 @@ impl Decoded {
 
     /// Entry `index` whole.
     pub fn entry(&self, index: usize) -> Result<LogEntry, BlockError> {
-        let &(at, length, _) = self.lines.get(index).ok_or(BlockError("no such entry"))?;
-        std::str::from_utf8(self.payload.get(at..at + length).unwrap_or_default())
+        let line = String::from_utf8(self.line_bytes(index).into_owned())
             .map_err(|_| BlockError("line is not UTF-8"))?;
         Ok(LogEntry {
             timestamp_ns: self
@@ -507,20 +751,28 @@ impl Decoded {
                 .get(index)
                 .copied()
                 .ok_or(BlockError("no such entry"))?,
-            line: self.line(index).into_owned(),
+            line,
             metadata: self.metadata(index)?,
         })
     }
 
     /// Whether the line of entry `index` contains `needle`.
     pub fn line_contains(&self, index: usize, needle: &memchr::memmem::Finder<'_>) -> bool {
-        match self.lines.get(index) {
-            Some(&(at, length, stamp)) if stamp == Stamp::None || !may_touch_stamp(needle.needle()) => needle
-                .find(self.payload.get(at..at + length).unwrap_or_default())
-                .is_some(),
-            Some(_) => needle.find(self.line(index).as_bytes()).is_some(),
-            None => false,
+        let Some(line) = self.lines.get(index) else {
+            return false;
+        };
+        let stored = self.stored(line);
+        let bytes = needle.needle();
+        // Found among the stored bytes (no marker in the needle): found in the line.
+        if !bytes.contains(&MARKER) && !bytes.contains(&ID_MARKER) && needle.find(stored).is_some() {
+            return true;
         }
+        let replaced_stamp = line.stamp != Stamp::None && may_touch_stamp(bytes);
+        let replaced_ids = line.ids_extracted && memchr::memchr(ID_MARKER, stored).is_some();
+        if !replaced_stamp && !replaced_ids && !bytes.contains(&MARKER) && !bytes.contains(&ID_MARKER) {
+            return false;
+        }
+        needle.find(&self.line_bytes(index)).is_some()
     }
 }
 
@@ -701,9 +953,10 @@ mod tests {
         payload.extend_from_slice(b"short");
         put_varint(&mut payload, 0);
         put_varint(&mut payload, 0);
-        put_varint(&mut payload, 40 << 2);
+        put_varint(&mut payload, (40 << 3) | 4);
         put_varint(&mut payload, 0);
-        let mut forged = vec![VERSION, 1];
+        put_varint(&mut payload, 0);
+        let mut forged = vec![VERSION, 0, 1, 0, 0];
         put_varint(&mut forged, payload.len() as u64);
         forged.extend_from_slice(&zstd::bulk::compress(&payload, 1).unwrap());
         let length = forged.len() as u32;
@@ -724,6 +977,134 @@ mod tests {
         assert_eq!(at_end(&document[..document.len() - 1]), None);
         assert_eq!(at_end(b"OBK1"), None);
         assert_eq!(at_end(b"\xff\xff\xff\x00OBK1"), None);
+    }
+
+    /// A small deterministic generator for the property test below.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn pick<'a>(&mut self, choices: &[&'a str]) -> &'a str {
+            choices[(self.next() % choices.len() as u64) as usize]
+        }
+    }
+
+    #[test]
+    fn what_the_block_rules_out_and_finds_is_what_the_lines_hold() {
+        let pieces = [
+            "user=",
+            "a5884caf",
+            "deadbeef1",
+            "x",
+            "12345678",
+            "ab",
+            " ",
+            "=",
+            "\"",
+            "Z",
+            "2026",
+            "-",
+            ":",
+            "\u{1e}",
+            "\u{1f}",
+            "é",
+            "run-",
+            "0",
+            "T10",
+            "caf",
+            "a5884cafe9",
+        ];
+        let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        for round in 0..300 {
+            let mut entries = Vec::new();
+            let mut ts = TS + round * 7_000_000_001;
+            for _ in 0..(1 + random.next() % 12) {
+                ts += (random.next() % 3_000_000_000) as i64;
+                let mut line = String::new();
+                for _ in 0..(random.next() % 9) {
+                    match random.next() % 6 {
+                        0 => line.push_str(&obs_core::time::TimestampMs(ts / 1_000_000).to_rfc3339()),
+                        1 => line.push_str(&obs_core::time::TimestampMs(ts / 1_000_000 + 1).to_rfc3339()),
+                        _ => line.push_str(random.pick(&pieces)),
+                    }
+                }
+                entries.push(entry(ts, &line, &[]));
+            }
+            let refs: Vec<&LogEntry> = entries.iter().collect();
+            let bytes = encode(&refs, 1).bytes;
+            let decoded = decode(&bytes).unwrap();
+            let back: Vec<LogEntry> = (0..decoded.len())
+                .map(|index| decoded.entry(index).unwrap())
+                .collect();
+            assert_eq!(back, entries);
+            for _ in 0..8 {
+                let mut needle = String::new();
+                for _ in 0..(1 + random.next() % 3) {
+                    needle.push_str(random.pick(&pieces));
+                }
+                if random.next().is_multiple_of(4) {
+                    // A piece of a line itself, which is there for sure.
+                    let line = &entries[(random.next() % entries.len() as u64) as usize].line;
+                    let chars: Vec<char> = line.chars().collect();
+                    if !chars.is_empty() {
+                        let start = (random.next() % chars.len() as u64) as usize;
+                        let end = start + 1 + (random.next() % (chars.len() - start) as u64) as usize;
+                        needle = chars[start..end].iter().collect();
+                    }
+                }
+                let finder = memchr::memmem::Finder::new(needle.as_bytes());
+                let holders: Vec<usize> = (0..entries.len())
+                    .filter(|&index| entries[index].line.contains(needle.as_str()))
+                    .collect();
+                let found: Vec<usize> = (0..decoded.len())
+                    .filter(|&index| decoded.line_contains(index, &finder))
+                    .collect();
+                assert_eq!(found, holders, "needle {needle:?} in {entries:?}");
+                if decode_if_contains(&bytes, &[finder]).unwrap().is_none() {
+                    assert!(holders.is_empty(), "ruled out {needle:?} wrongly in {entries:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ids_go_to_the_dictionary_once() {
+        let lines = [
+            entry(
+                TS,
+                r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","user":"a5884caf"}"#,
+                &[],
+            ),
+            entry(
+                TS + 1,
+                r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","user":"b1"}"#,
+                &[],
+            ),
+        ];
+        let refs: Vec<&LogEntry> = lines.iter().collect();
+        let decoded = decode(&encode(&refs, 3).bytes).unwrap();
+        assert_eq!(decoded.dictionary, b"4bf92f3577b34da6a3ce929d0e0e4736\na5884caf");
+        assert_eq!(decoded.references, vec![0, 1, 0]);
+        assert_eq!(
+            &decoded.payload[decoded.lines_start..decoded.lines_end],
+            b"{\"trace_id\":\"\x1f\",\"user\":\"\x1f\"}{\"trace_id\":\"\x1f\",\"user\":\"b1\"}"
+        );
+        let finder = |needle: &'static str| memchr::memmem::Finder::new(needle);
+        let read_for = |needle: &'static str| {
+            decode_if_contains(&encode(&refs, 3).bytes, &[finder(needle)])
+                .unwrap()
+                .is_some()
+        };
+        // Ruled out on the dictionary alone: an id that is not there.
+        assert!(!read_for("user\":\"c9990000\"}"));
+        assert!(read_for("4bf92f3577b34da6"));
+        assert!(read_for("\"user\":\"a5884caf\"}"));
     }
 
     #[test]
