@@ -456,25 +456,25 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, BlockError> {
     decode_if_contains(bytes, &[])?.ok_or(BlockError("no block"))
 }
 
-/// Whether a block whose id dictionary is `dictionary` and whose stored lines are `lines`
-/// cannot hold `needle` in any line: see the module docs of the rules; `ids_in_place` says
-/// that some line kept its ids in its stored text.
-fn rules_out(needle: &[u8], dictionary: &[u8], lines: &[u8], ids_in_place: bool) -> bool {
-    if may_touch_stamp(needle) || needle.contains(&ID_MARKER) {
-        return false;
-    }
-    // An id of the needle lies inside a run of letters and digits of the line at least as
-    // long, with its digit: an id of the line, in the dictionary unless the line kept its
-    // ids in place.
-    if !ids_in_place
+/// Whether no line of a block whose id dictionary is `dictionary` can contain `needle`, told
+/// from the dictionary alone: an id of the needle (a maximal run of letters and digits of 8
+/// bytes or more with a digit) lies inside a run of the line at least as long and with that
+/// digit, so an id of the line, which is in the dictionary (unless the block has lines that
+/// kept their ids in place, `ids_in_place`). A needle that may overlap a timestamp is never
+/// ruled out so: a stamp cut the runs around it.
+fn ruled_out_by_ids(needle: &[u8], dictionary: &[u8], ids_in_place: bool) -> bool {
+    !ids_in_place
+        && !may_touch_stamp(needle)
+        && !needle.contains(&ID_MARKER)
         && alphanumeric_runs(needle)
             .filter_map(|(start, end)| needle.get(start..end))
             .any(|run| is_id(run) && memchr::memmem::find(dictionary, run).is_none())
-    {
-        return true;
-    }
-    let in_lines = memchr::memmem::find(lines, needle).is_some();
-    if in_lines {
+}
+
+/// Whether no line of a block can contain `needle`, told from its dictionary and its lines as
+/// stored (stamps and ids replaced by markers).
+fn ruled_out_by_lines(needle: &[u8], dictionary: &[u8], lines: &[u8]) -> bool {
+    if may_touch_stamp(needle) || needle.contains(&ID_MARKER) || memchr::memmem::find(lines, needle).is_some() {
         return false;
     }
     if dictionary.is_empty() || !needle.iter().any(u8::is_ascii_alphanumeric) {
@@ -532,6 +532,13 @@ pub fn decode_if_contains(
     {
         return Err(BlockError("the id dictionary holds more than ids"));
     }
+    let ids_in_place = flags & FLAG_IDS_IN_PLACE != 0;
+    if needles
+        .iter()
+        .any(|needle| ruled_out_by_ids(needle.needle(), &dictionary, ids_in_place))
+    {
+        return Ok(None);
+    }
     let payload = decompress(bytes.get(dictionary_end..).unwrap_or_default(), size)?;
     let mut reader = Reader {
         bytes: &payload,
@@ -541,10 +548,9 @@ pub fn decode_if_contains(
     let lines_start = reader.at;
     let lines_end = lines_start + lines_length;
     let stored_lines = payload.get(lines_start..lines_end).unwrap_or_default();
-    let ids_in_place = flags & FLAG_IDS_IN_PLACE != 0;
     if needles
         .iter()
-        .any(|needle| rules_out(needle.needle(), &dictionary, stored_lines, ids_in_place))
+        .any(|needle| ruled_out_by_lines(needle.needle(), &dictionary, stored_lines))
     {
         return Ok(None);
     }
