@@ -219,11 +219,15 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
     let mut id_count = 0u32;
     let mut flags = 0u8;
     let mut stamped = Vec::new();
+    let mut segments: Vec<(usize, usize)> = Vec::new();
     let mut buffer = [0u8; 32];
     for entry in entries {
         let line = entry.line.as_bytes();
         let stamp = find_stamp(line, entry.timestamp_ns);
         stamped.clear();
+        // Where each stretch of the stamped line starts, in it and in the line.
+        segments.clear();
+        segments.push((0, 0));
         if stamp == Stamp::None {
             stamped.extend_from_slice(line);
         } else {
@@ -234,6 +238,7 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
                 stamped.extend_from_slice(line.get(copied..at).unwrap_or_default());
                 stamped.push(MARKER);
                 copied = at + text.len();
+                segments.push((stamped.len(), copied));
             }
             stamped.extend_from_slice(line.get(copied..).unwrap_or_default());
         }
@@ -260,10 +265,16 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
                         }
                         dictionary.extend_from_slice(run);
                         // Keyed by the id's bytes in the entry, which outlive this loop (a run
-                        // of the stored line is a run of the entry's own bytes).
-                        let line = entry.line.as_bytes();
+                        // of the stamped line lies within one stretch of the line's own bytes).
+                        let (stretch, from) = segments
+                            .iter()
+                            .rev()
+                            .find(|(stretch, _)| *stretch <= start)
+                            .copied()
+                            .unwrap_or((0, 0));
+                        let at = from + (start - stretch);
                         if let Some(original) =
-                            memchr::memmem::find(line, run).and_then(|at| line.get(at..at + run.len()))
+                            line.get(at..at + run.len()).filter(|original| *original == run)
                         {
                             ids.insert(original, id_count);
                         }
@@ -474,7 +485,8 @@ fn ruled_out_by_ids(needle: &[u8], dictionary: &[u8], ids_in_place: bool) -> boo
 /// Whether no line of a block can contain `needle`, told from its dictionary and its lines as
 /// stored (stamps and ids replaced by markers).
 fn ruled_out_by_lines(needle: &[u8], dictionary: &[u8], lines: &[u8]) -> bool {
-    if may_touch_stamp(needle) || needle.contains(&ID_MARKER) || memchr::memmem::find(lines, needle).is_some() {
+    if may_touch_stamp(needle) || needle.contains(&ID_MARKER) || memchr::memmem::find(lines, needle).is_some()
+    {
         return false;
     }
     if dictionary.is_empty() || !needle.iter().any(u8::is_ascii_alphanumeric) {
@@ -658,6 +670,46 @@ pub fn decode_if_contains(
         #[cfg(test)]
         lines_end,
     }))
+}
+
+/// The parts of a block with their raw bytes, each compressed by itself at `level` (for
+/// measuring where the bytes go).
+#[cfg(test)]
+pub(crate) fn part_sizes(bytes: &[u8], level: i32) -> Vec<(&'static str, usize, usize)> {
+    let Ok(decoded) = decode(bytes) else {
+        return Vec::new();
+    };
+    let compressed = |data: &[u8]| zstd::bulk::compress(data, level).map_or(0, |out| out.len());
+    let payload = &decoded.payload;
+    let lines = &payload[decoded.lines_start..decoded.lines_end];
+    let mut reader = Reader {
+        bytes: payload,
+        at: decoded.lines_end,
+    };
+    let mut bounds = vec![decoded.lines_end];
+    for _ in 0..3 {
+        for _ in 0..decoded.len() {
+            let _ = reader.varint();
+        }
+        bounds.push(reader.at);
+    }
+    let references = reader.length().unwrap_or(0);
+    reader.at += references;
+    bounds.push(reader.at);
+    let part = |from: usize, to: usize| &payload[bounds[from]..bounds[to]];
+    let parts: [(&'static str, &[u8]); 7] = [
+        ("lines", lines),
+        ("id dictionary", &decoded.dictionary),
+        ("timestamps, milliseconds", part(0, 1)),
+        ("timestamps, rest of the nanoseconds", part(1, 2)),
+        ("line descriptors", part(2, 3)),
+        ("id references", part(3, 4)),
+        ("metadata", &payload[bounds[4]..]),
+    ];
+    parts
+        .iter()
+        .map(|(name, data)| (*name, data.len(), compressed(data)))
+        .collect()
 }
 
 impl Decoded {
@@ -1101,6 +1153,20 @@ mod tests {
             &decoded.payload[decoded.lines_start..decoded.lines_end],
             b"{\"trace_id\":\"\x1f\",\"user\":\"\x1f\"}{\"trace_id\":\"\x1f\",\"user\":\"b1\"}"
         );
+        // After a timestamp taken out of the line, an id is still recognised as seen.
+        let stamped = [
+            entry(TS, "2026-12-07T10:11:12.345Z x 4bf92f3577b34da6 y", &[]),
+            entry(TS + 1, "4bf92f3577b34da6 2026-12-07T10:11:12.345Z", &[]),
+            entry(
+                TS + 2,
+                "2026-12-07T10:11:12.345Z 2026-12-07T10:11:12.345Z 4bf92f3577b34da6",
+                &[],
+            ),
+        ];
+        let stamped_refs: Vec<&LogEntry> = stamped.iter().collect();
+        let decoded_stamped = decode(&encode(&stamped_refs, 3).bytes).unwrap();
+        assert_eq!(decoded_stamped.dictionary, b"4bf92f3577b34da6");
+        assert_eq!(decoded_stamped.references, vec![0, 0, 0]);
         let finder = |needle: &'static str| memchr::memmem::Finder::new(needle);
         let read_for = |needle: &'static str| {
             decode_if_contains(&encode(&refs, 3).bytes, &[finder(needle)])

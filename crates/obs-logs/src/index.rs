@@ -851,6 +851,44 @@ mod tests {
         assert_eq!(index.indexed_through().unwrap(), 50);
     }
 
+    /// Where the bytes of real day indexes go, part by part (a measuring aid, not a test):
+    /// `OBS_LOGS_DIR=<data>/logs cargo test -p obs-logs --release -- --ignored --nocapture parts`.
+    #[test]
+    #[ignore = "measures a data directory named by OBS_LOGS_DIR"]
+    fn parts_of_the_blocks_of_a_data_directory() {
+        let Some(dir) = std::env::var_os("OBS_LOGS_DIR") else {
+            return;
+        };
+        let mut totals: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();
+        let (mut blocks, mut stored) = (0, 0);
+        for day in std::fs::read_dir(dir).unwrap().flatten() {
+            if !day.path().join("meta.json").exists() {
+                continue;
+            }
+            let index = DayIndex::open(&day.path()).unwrap();
+            let searcher = index.searcher();
+            let mut stores = DocStores::new(&searcher);
+            for hit in index.all_blocks(&searcher).unwrap() {
+                let bytes = index.read_bytes(&mut stores, hit.address).unwrap();
+                blocks += 1;
+                stored += bytes.len();
+                for (name, raw, compressed) in block::part_sizes(&bytes, 9) {
+                    let total = totals.entry(name).or_default();
+                    total.0 += raw;
+                    total.1 += compressed;
+                }
+            }
+        }
+        println!("{blocks} blocks, {:.2} MB stored", stored as f64 / 1e6);
+        for (name, (raw, compressed)) in totals {
+            println!(
+                "{name}: {:.2} MB raw, {:.2} MB compressed by itself",
+                raw as f64 / 1e6,
+                compressed as f64 / 1e6
+            );
+        }
+    }
+
     #[test]
     fn block_words_are_the_line_analyzer_tokens() {
         let mut words = HashSet::default();
