@@ -155,6 +155,8 @@ fn unzigzag(value: u64) -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
     pub bytes: Vec<u8>,
+    /// The zstd level it was compressed at.
+    pub level: i32,
     pub entries: u32,
     pub line_bytes: u64,
     pub min_ns: i64,
@@ -290,26 +292,23 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
         }
         descriptors.push((((lines.len() - before) as u64) << 3) | (u64::from(extract) << 2) | stamp as u64);
     }
-    let mut payload =
-        Vec::with_capacity(lines.len() + columns.len() + references.len() + descriptors.len() * 2 + 8);
-    put_varint(&mut payload, lines.len() as u64);
-    payload.extend_from_slice(&lines);
-    payload.extend_from_slice(&columns);
+    // The other columns after the timestamps: descriptors, references, metadata.
     for descriptor in descriptors {
-        put_varint(&mut payload, descriptor);
+        put_varint(&mut columns, descriptor);
     }
-    put_varint(&mut payload, references.len() as u64);
-    payload.extend_from_slice(&references);
+    put_varint(&mut columns, references.len() as u64);
+    columns.extend_from_slice(&references);
     for entry in entries {
-        put_varint(&mut payload, entry.metadata.len() as u64);
+        put_varint(&mut columns, entry.metadata.len() as u64);
         for (name, value) in &entry.metadata {
-            put_varint(&mut payload, name.len() as u64);
-            payload.extend_from_slice(name.as_bytes());
-            put_varint(&mut payload, value.len() as u64);
-            payload.extend_from_slice(value.as_bytes());
+            put_varint(&mut columns, name.len() as u64);
+            columns.extend_from_slice(name.as_bytes());
+            put_varint(&mut columns, value.len() as u64);
+            columns.extend_from_slice(value.as_bytes());
         }
     }
     // Compressing into a Vec cannot fail but for a level out of range; level 3 then.
+    let level = level.clamp(1, 22);
     let compress = |data: &[u8]| {
         if data.is_empty() {
             return Vec::new();
@@ -318,22 +317,28 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
             .or_else(|_| zstd::bulk::compress(data, 3))
             .unwrap_or_default()
     };
-    let compressed_dictionary = compress(&dictionary);
-    let compressed_payload = compress(&payload);
-    let mut bytes = Vec::with_capacity(compressed_dictionary.len() + compressed_payload.len() + 32);
+    // Three frames, each compressed by itself: the parts differ too much to share one (measured:
+    // 9 % fewer bytes), and a substring filter decompresses the first two only.
+    let frames = [dictionary, lines, columns];
+    let compressed: Vec<Vec<u8>> = frames.iter().map(|frame| compress(frame)).collect();
+    let mut bytes = Vec::with_capacity(compressed.iter().map(Vec::len).sum::<usize>() + 48);
     bytes.push(VERSION);
     bytes.push(flags);
+    bytes.push(level as u8);
     put_varint(&mut bytes, entries.len() as u64);
-    put_varint(&mut bytes, dictionary.len() as u64);
-    put_varint(&mut bytes, compressed_dictionary.len() as u64);
-    put_varint(&mut bytes, payload.len() as u64);
-    bytes.extend_from_slice(&compressed_dictionary);
-    bytes.extend_from_slice(&compressed_payload);
+    for (frame, packed) in frames.iter().zip(&compressed) {
+        put_varint(&mut bytes, frame.len() as u64);
+        put_varint(&mut bytes, packed.len() as u64);
+    }
+    for packed in &compressed {
+        bytes.extend_from_slice(packed);
+    }
     let length = bytes.len() as u32;
     bytes.extend_from_slice(&length.to_le_bytes());
     bytes.extend_from_slice(TRAILER_MAGIC);
     Encoded {
         bytes,
+        level,
         entries: entries.len() as u32,
         line_bytes: line_bytes as u64,
         min_ns: entries.first().map_or(0, |entry| entry.timestamp_ns),
@@ -404,7 +409,10 @@ struct StoredLine {
 /// A decompressed block, read entry by entry.
 #[derive(Debug)]
 pub struct Decoded {
-    payload: Vec<u8>,
+    /// The lines as stored, one after the other.
+    stored_lines: Vec<u8>,
+    /// The other columns.
+    columns: Vec<u8>,
     dictionary: Vec<u8>,
     /// Where each id is in `dictionary`.
     ids: Vec<(usize, usize)>,
@@ -412,13 +420,8 @@ pub struct Decoded {
     references: Vec<u32>,
     timestamps: Vec<i64>,
     lines: Vec<StoredLine>,
-    /// Per entry: where its metadata starts in `payload`.
+    /// Per entry: where its metadata starts in `columns`.
     metadata: Vec<usize>,
-    /// Where the lines are in `payload` (tests look at them as stored).
-    #[cfg(test)]
-    lines_start: usize,
-    #[cfg(test)]
-    lines_end: usize,
 }
 
 /// The block that `bytes` end with, if they end with one (its trailer says where it starts).
@@ -523,21 +526,35 @@ pub fn decode_if_contains(
         return Err(BlockError("unknown version"));
     }
     let flags = *bytes.get(1).ok_or(BlockError("no flags"))?;
-    let mut header = Reader { bytes, at: 2 };
+    let mut header = Reader { bytes, at: 3 };
     let count = usize::try_from(header.varint()?).map_err(|_| BlockError("count too large"))?;
-    let dictionary_size = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
-    let dictionary_compressed = header.length()?;
-    let size = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
-    // Each entry takes at least four payload bytes (two timestamp parts, a descriptor, a
+    // The three frames: (raw size, where the compressed bytes start, compressed size).
+    let mut frames = [(0usize, 0usize, 0usize); 3];
+    let mut total = 0usize;
+    for frame in &mut frames {
+        let size = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
+        let compressed = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
+        total = total.saturating_add(size);
+        *frame = (size, 0, compressed);
+    }
+    // Each entry takes at least four bytes of columns (two timestamp parts, a descriptor, a
     // metadata count).
-    if size > MAX_PAYLOAD_BYTES || dictionary_size > MAX_PAYLOAD_BYTES || count > size / 4 {
+    if total > MAX_PAYLOAD_BYTES || count > frames[2].0 / 4 {
         return Err(BlockError("sizes out of range"));
     }
-    let dictionary_end = header.at + dictionary_compressed;
-    let dictionary = decompress(
-        bytes.get(header.at..dictionary_end).unwrap_or_default(),
-        dictionary_size,
-    )?;
+    let mut at = header.at;
+    for frame in &mut frames {
+        frame.1 = at;
+        at = at.checked_add(frame.2).ok_or(BlockError("size too large"))?;
+    }
+    if at != bytes.len() {
+        return Err(BlockError("frames and their sizes disagree"));
+    }
+    let frame = |index: usize| -> Result<Vec<u8>, BlockError> {
+        let (size, start, compressed) = frames.get(index).copied().unwrap_or_default();
+        decompress(bytes.get(start..start + compressed).unwrap_or_default(), size)
+    };
+    let dictionary = frame(0)?;
     if !dictionary
         .iter()
         .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'\n')
@@ -551,22 +568,18 @@ pub fn decode_if_contains(
     {
         return Ok(None);
     }
-    let payload = decompress(bytes.get(dictionary_end..).unwrap_or_default(), size)?;
-    let mut reader = Reader {
-        bytes: &payload,
-        at: 0,
-    };
-    let lines_length = reader.length()?;
-    let lines_start = reader.at;
-    let lines_end = lines_start + lines_length;
-    let stored_lines = payload.get(lines_start..lines_end).unwrap_or_default();
+    let stored_lines = frame(1)?;
     if needles
         .iter()
-        .any(|needle| ruled_out_by_lines(needle.needle(), &dictionary, stored_lines))
+        .any(|needle| ruled_out_by_lines(needle.needle(), &dictionary, &stored_lines))
     {
         return Ok(None);
     }
-    reader.at = lines_end;
+    let columns = frame(2)?;
+    let mut reader = Reader {
+        bytes: &columns,
+        at: 0,
+    };
     let mut timestamps = Vec::with_capacity(count);
     let mut ms = 0i64;
     for _ in 0..count {
@@ -584,13 +597,13 @@ pub fn decode_if_contains(
             .ok_or(BlockError("timestamp out of range"))?;
     }
     let mut lines = Vec::with_capacity(count);
-    let mut at = lines_start;
+    let mut at = 0usize;
     let mut markers = 0usize;
     for _ in 0..count {
         let descriptor = reader.varint()?;
         let length = usize::try_from(descriptor >> 3).map_err(|_| BlockError("line too long"))?;
         let end = at.checked_add(length).ok_or(BlockError("line too long"))?;
-        let stored = payload.get(at..end).ok_or(BlockError("line past the end"))?;
+        let stored = stored_lines.get(at..end).ok_or(BlockError("line past the end"))?;
         let ids_extracted = descriptor & 4 != 0;
         if !ids_extracted && !ids_in_place {
             return Err(BlockError("a line kept its ids but the block says none did"));
@@ -607,7 +620,7 @@ pub fn decode_if_contains(
         }
         at = end;
     }
-    if at != lines_end {
+    if at != stored_lines.len() {
         return Err(BlockError("lines and their lengths disagree"));
     }
     let mut ids = Vec::new();
@@ -654,21 +667,18 @@ pub fn decode_if_contains(
             reader.at += value;
         }
     }
-    if reader.at != payload.len() {
+    if reader.at != columns.len() {
         return Err(BlockError("bytes after the metadata"));
     }
     Ok(Some(Decoded {
-        payload,
+        stored_lines,
+        columns,
         dictionary,
         ids,
         references,
         timestamps,
         lines,
         metadata,
-        #[cfg(test)]
-        lines_start,
-        #[cfg(test)]
-        lines_end,
     }))
 }
 
@@ -680,13 +690,12 @@ pub(crate) fn part_sizes(bytes: &[u8], level: i32) -> Vec<(&'static str, usize, 
         return Vec::new();
     };
     let compressed = |data: &[u8]| zstd::bulk::compress(data, level).map_or(0, |out| out.len());
-    let payload = &decoded.payload;
-    let lines = &payload[decoded.lines_start..decoded.lines_end];
+    let columns = &decoded.columns;
     let mut reader = Reader {
-        bytes: payload,
-        at: decoded.lines_end,
+        bytes: columns,
+        at: 0,
     };
-    let mut bounds = vec![decoded.lines_end];
+    let mut bounds = vec![0];
     for _ in 0..3 {
         for _ in 0..decoded.len() {
             let _ = reader.varint();
@@ -696,15 +705,16 @@ pub(crate) fn part_sizes(bytes: &[u8], level: i32) -> Vec<(&'static str, usize, 
     let references = reader.length().unwrap_or(0);
     reader.at += references;
     bounds.push(reader.at);
-    let part = |from: usize, to: usize| &payload[bounds[from]..bounds[to]];
-    let parts: [(&'static str, &[u8]); 7] = [
-        ("lines", lines),
+    let part = |from: usize, to: usize| &columns[bounds[from]..bounds[to]];
+    let parts: [(&'static str, &[u8]); 8] = [
+        ("(the columns as one)", columns),
+        ("lines", &decoded.stored_lines),
         ("id dictionary", &decoded.dictionary),
         ("timestamps, milliseconds", part(0, 1)),
         ("timestamps, rest of the nanoseconds", part(1, 2)),
         ("line descriptors", part(2, 3)),
         ("id references", part(3, 4)),
-        ("metadata", &payload[bounds[4]..]),
+        ("metadata", &columns[bounds[4]..]),
     ];
     parts
         .iter()
@@ -729,7 +739,7 @@ impl Decoded {
     }
 
     fn stored(&self, line: &StoredLine) -> &[u8] {
-        self.payload
+        self.stored_lines
             .get(line.at..line.at + line.length)
             .unwrap_or_default()
     }
@@ -786,7 +796,7 @@ impl Decoded {
     pub fn metadata(&self, index: usize) -> Result<Vec<(String, String)>, BlockError> {
         let at = *self.metadata.get(index).ok_or(BlockError("no such entry"))?;
         let mut reader = Reader {
-            bytes: &self.payload,
+            bytes: &self.columns,
             at,
         };
         let pairs = reader.varint()?;
@@ -941,10 +951,7 @@ mod tests {
         )];
         let refs: Vec<&LogEntry> = lines.iter().collect();
         let decoded = decode(&encode(&refs, 3).bytes).unwrap();
-        assert_eq!(
-            &decoded.payload[decoded.lines_start..decoded.lines_end],
-            b"\x1e stdout F ts=\x1e"
-        );
+        assert_eq!(&decoded.stored_lines[..], b"\x1e stdout F ts=\x1e");
     }
 
     #[test]
@@ -1006,17 +1013,20 @@ mod tests {
         put_varint(&mut wrong_size, (MAX_PAYLOAD_BYTES + 1) as u64);
         assert!(decode(&wrong_size).is_err());
         // A payload whose lengths disagree with its content.
-        let mut payload = Vec::new();
-        put_varint(&mut payload, 5);
-        payload.extend_from_slice(b"short");
-        put_varint(&mut payload, 0);
-        put_varint(&mut payload, 0);
-        put_varint(&mut payload, (40 << 3) | 4);
-        put_varint(&mut payload, 0);
-        put_varint(&mut payload, 0);
-        let mut forged = vec![VERSION, 0, 1, 0, 0];
-        put_varint(&mut forged, payload.len() as u64);
-        forged.extend_from_slice(&zstd::bulk::compress(&payload, 1).unwrap());
+        let mut columns = Vec::new();
+        put_varint(&mut columns, 0);
+        put_varint(&mut columns, 0);
+        put_varint(&mut columns, (40 << 3) | 4);
+        put_varint(&mut columns, 0);
+        put_varint(&mut columns, 0);
+        let lines = zstd::bulk::compress(b"short", 1).unwrap();
+        let packed = zstd::bulk::compress(&columns, 1).unwrap();
+        let mut forged = vec![VERSION, 0, 1, 1, 0, 0, 5];
+        put_varint(&mut forged, lines.len() as u64);
+        put_varint(&mut forged, columns.len() as u64);
+        put_varint(&mut forged, packed.len() as u64);
+        forged.extend_from_slice(&lines);
+        forged.extend_from_slice(&packed);
         let length = forged.len() as u32;
         forged.extend_from_slice(&length.to_le_bytes());
         forged.extend_from_slice(TRAILER_MAGIC);
@@ -1150,7 +1160,7 @@ mod tests {
         assert_eq!(decoded.dictionary, b"4bf92f3577b34da6a3ce929d0e0e4736\na5884caf");
         assert_eq!(decoded.references, vec![0, 1, 0]);
         assert_eq!(
-            &decoded.payload[decoded.lines_start..decoded.lines_end],
+            &decoded.stored_lines[..],
             b"{\"trace_id\":\"\x1f\",\"user\":\"\x1f\"}{\"trace_id\":\"\x1f\",\"user\":\"b1\"}"
         );
         // After a timestamp taken out of the line, an id is still recognised as seen.

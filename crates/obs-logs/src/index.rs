@@ -6,7 +6,8 @@
 //! - `id` (u64, indexed and fast): the block's id, by which a compaction replaces it;
 //! - `min_ts`, `max_ts` (i64, fast): the first and last timestamps in nanoseconds (a range
 //!   query reads the columns);
-//! - `entries`, `line_bytes` (u64, fast): what the block holds, for compaction and statistics;
+//! - `entries`, `line_bytes`, `level` (u64, fast): what the block holds and its zstd level,
+//!   for compaction and statistics;
 //! - `line` (text, not stored): each distinct word of the block's lines once (split on
 //!   non-alphanumeric characters, lowercased), the pre-filter of substring line filters.
 //!   Tokens of 40 bytes or more and tokens with a digit (ids, hashes, numbers: most of the
@@ -119,6 +120,7 @@ struct Fields {
     max_ts: Field,
     entries: Field,
     line_bytes: Field,
+    level: Field,
     line: Field,
     keys: Field,
     block: Field,
@@ -133,6 +135,7 @@ fn schema() -> (Schema, Fields) {
     let max_ts = builder.add_i64_field("max_ts", FAST);
     let entries = builder.add_u64_field("entries", FAST);
     let line_bytes = builder.add_u64_field("line_bytes", FAST);
+    let level = builder.add_u64_field("level", FAST);
     let line = builder.add_text_field(
         "line",
         TextOptions::default().set_indexing_options(
@@ -161,6 +164,7 @@ fn schema() -> (Schema, Fields) {
             max_ts,
             entries,
             line_bytes,
+            level,
             line,
             keys,
             block,
@@ -273,6 +277,8 @@ pub(crate) struct BlockHit {
     pub(crate) max_ns: i64,
     pub(crate) entries: u64,
     pub(crate) line_bytes: u64,
+    /// The zstd level of the block.
+    pub(crate) level: u64,
 }
 
 /// A day's index with its reader and, while the day is written, its writer.
@@ -385,6 +391,7 @@ impl DayIndex {
         document.add_i64(self.fields.max_ts, block.encoded.max_ns);
         document.add_u64(self.fields.entries, u64::from(block.encoded.entries));
         document.add_u64(self.fields.line_bytes, block.encoded.line_bytes);
+        document.add_u64(self.fields.level, block.encoded.level.max(0) as u64);
         document.add_text(self.fields.line, &block.words);
         for key in &block.keys {
             document.add_text(self.fields.keys, key);
@@ -638,7 +645,7 @@ struct BlockCollector;
 
 struct SegmentBlocks {
     segment: u32,
-    columns: [Column<u64>; 4],
+    columns: [Column<u64>; 5],
     times: [Column<i64>; 2],
     hits: Vec<BlockHit>,
 }
@@ -656,6 +663,7 @@ impl Collector for BlockCollector {
                 fast.u64("id")?,
                 fast.u64("entries")?,
                 fast.u64("line_bytes")?,
+                fast.u64("level")?,
             ],
             times: [fast.i64("min_ts")?, fast.i64("max_ts")?],
             hits: Vec::new(),
@@ -675,16 +683,26 @@ impl SegmentCollector for SegmentBlocks {
     type Fruit = Vec<BlockHit>;
 
     fn collect(&mut self, doc: DocId, _score: tantivy::Score) {
-        let [stream, id, entries, line_bytes] = &self.columns;
+        let [stream, id, entries, line_bytes, level] = &self.columns;
         let [min_ts, max_ts] = &self.times;
-        let (Some(stream), Some(id), Some(entries), Some(line_bytes), Some(min_ns), Some(max_ns)) = (
+        let (
+            Some(stream),
+            Some(id),
+            Some(entries),
+            Some(line_bytes),
+            Some(level),
+            Some(min_ns),
+            Some(max_ns),
+        ) = (
             stream.first(doc),
             id.first(doc),
             entries.first(doc),
             line_bytes.first(doc),
+            level.first(doc),
             min_ts.first(doc),
             max_ts.first(doc),
-        ) else {
+        )
+        else {
             return;
         };
         self.hits.push(BlockHit {
@@ -695,6 +713,7 @@ impl SegmentCollector for SegmentBlocks {
             max_ns,
             entries,
             line_bytes,
+            level,
         });
     }
 

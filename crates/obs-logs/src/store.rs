@@ -710,9 +710,10 @@ impl LogStore {
         Ok(())
     }
 
-    /// Rewrites the small blocks of each stream and day into full ones, in one commit per day
-    /// (a flush writes one block per stream it saw, so a day written by many flushes holds
-    /// many small blocks, which compress worse and cost a document each). Blocking. A flush
+    /// Rewrites the small blocks of each stream and day into full ones, and the blocks a flush
+    /// compressed fast at the compaction's level, in one commit per day (a flush writes one
+    /// block per stream it saw, so a day written by many flushes holds many small blocks,
+    /// which compress worse and cost a document each). Blocking. A flush
     /// runs it every ten minutes; the service also runs it at a clean stop. Returns how many
     /// blocks it replaced.
     pub fn compact(&self) -> Result<usize, LogsError> {
@@ -752,15 +753,19 @@ impl LogStore {
     fn compact_day(&self, index: &DayIndex) -> Result<usize, LogsError> {
         let searcher = index.searcher();
         let mut blocks = index.all_blocks(&searcher).map_err(LogsError::Storage)?;
-        blocks.retain(|hit| {
+        // Small blocks, and blocks a flush compressed fast: a stream's are rewritten when it
+        // has two small ones or one compressed fast.
+        let small = |hit: &crate::index::BlockHit| {
             hit.line_bytes < (BLOCK_LINE_BYTES / 2) as u64 && hit.entries < (BLOCK_ENTRIES / 2) as u64
-        });
+        };
+        let fast = |hit: &crate::index::BlockHit| hit.level < COMPACT_ZSTD_LEVEL as u64;
+        blocks.retain(|hit| small(hit) || fast(hit));
         blocks.sort_by_key(|hit| (hit.stream, hit.min_ns, hit.address));
         let mut stores = DocStores::new(&searcher);
         let mut old = Vec::new();
         let mut entries: Vec<(u32, LogEntry, Keys)> = Vec::new();
         for run in blocks.chunk_by(|a, b| a.stream == b.stream) {
-            if run.len() < 2 {
+            if run.iter().filter(|hit| small(hit)).count() < 2 && !run.iter().any(fast) {
                 continue;
             }
             let labels = {
