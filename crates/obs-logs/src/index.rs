@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
+use tantivy::directory::OwnedBytes;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{
     BytesOptions, FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value,
@@ -532,8 +533,13 @@ impl DayIndex {
         &self.path
     }
 
-    /// The bytes of the block at `address` (decode them with [`block::decode`]).
-    pub(crate) fn read_bytes(&self, stores: &mut DocStores, address: DocAddress) -> Result<Vec<u8>, String> {
+    /// The bytes of the block at `address` (decode them with [`block::decode`]), without a
+    /// copy when they can be read in place.
+    pub(crate) fn read_bytes(
+        &self,
+        stores: &mut DocStores,
+        address: DocAddress,
+    ) -> Result<OwnedBytes, String> {
         let reader = stores
             .reader(address.segment_ord)
             .map_err(|err| index_error(&self.path, err))?;
@@ -543,8 +549,8 @@ impl DayIndex {
         let stored = reader
             .get_document_bytes(address.doc_id)
             .map_err(|err| index_error(&self.path, err))?;
-        if let Some(bytes) = block::at_end(stored.as_slice()) {
-            return Ok(bytes.to_vec());
+        if let Some(length) = block::at_end(stored.as_slice()).map(<[u8]>::len) {
+            return Ok(stored.slice(stored.len() - length..stored.len()));
         }
         let document: TantivyDocument = reader
             .get(address.doc_id)
@@ -552,14 +558,14 @@ impl DayIndex {
         document
             .get_first(self.fields.block)
             .and_then(|value| value.as_bytes())
-            .map(<[u8]>::to_vec)
+            .map(|bytes| OwnedBytes::new(bytes.to_vec()))
             .ok_or_else(|| index_error(&self.path, "a document has no block"))
     }
 
     /// The block at `address`, decompressed.
     pub(crate) fn read(&self, stores: &mut DocStores, address: DocAddress) -> Result<Decoded, String> {
         let bytes = self.read_bytes(stores, address)?;
-        block::decode(&bytes).map_err(|err| index_error(&self.path, err))
+        block::decode(bytes.as_slice()).map_err(|err| index_error(&self.path, err))
     }
 
     /// Every entry the day holds, in block order (for tests).

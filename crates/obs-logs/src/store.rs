@@ -1178,12 +1178,12 @@ fn decode_threads() -> usize {
 /// The entries of each block (its bytes and its stream's labels) in `[start_ns, end_ns)` that
 /// pass `filter`, in time order; blocks are decoded on up to [`decode_threads`] threads.
 fn filter_blocks(
-    blocks: &[(Vec<u8>, Option<Arc<Labels>>)],
+    blocks: &[(tantivy::directory::OwnedBytes, Option<Arc<Labels>>)],
     filter: &BlockFilter<'_>,
     start_ns: i64,
     end_ns: i64,
 ) -> Vec<Result<Vec<LogEntry>, block::BlockError>> {
-    let one = |(bytes, labels): &(Vec<u8>, Option<Arc<Labels>>)| {
+    let one = |(bytes, labels): &(tantivy::directory::OwnedBytes, Option<Arc<Labels>>)| {
         filter_block(bytes, labels.as_deref(), filter, start_ns, end_ns)
     };
     let threads = decode_threads().min(blocks.len());
