@@ -176,6 +176,37 @@ fn is_id(run: &[u8]) -> bool {
     run.len() >= MIN_ID_BYTES && run.iter().any(u8::is_ascii_digit)
 }
 
+/// Stands for a number in a stored line (ASCII "group separator"; a line that has this byte
+/// itself keeps its numbers in place).
+const NUMBER_MARKER: u8 = 0x1d;
+
+/// The maximal runs of ASCII digits of `text`, as (start, end).
+fn digit_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at + text.get(at..)?.iter().position(u8::is_ascii_digit)?;
+        let end = start
+            + text
+                .get(start..)?
+                .iter()
+                .position(|byte| !byte.is_ascii_digit())
+                .unwrap_or(text.len() - start);
+        at = end;
+        Some((start, end))
+    })
+}
+
+/// The value of a run of digits that prints back as the same digits.
+fn number_value(run: &[u8]) -> Option<u64> {
+    if run.is_empty() || run.len() > 18 || (run.len() > 1 && run.first() == Some(&b'0')) {
+        return None;
+    }
+    Some(
+        run.iter()
+            .fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0')),
+    )
+}
+
 /// The maximal runs of ASCII letters and digits of `text`, as (start, end).
 fn alphanumeric_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut at = 0;
@@ -221,6 +252,8 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
     let mut id_count = 0u32;
     let mut flags = 0u8;
     let mut stamped = Vec::new();
+    let mut extracted = Vec::new();
+    let mut numbers = Vec::new();
     let mut segments: Vec<(usize, usize)> = Vec::new();
     let mut buffer = [0u8; 32];
     for entry in entries {
@@ -244,7 +277,7 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
             }
             stamped.extend_from_slice(line.get(copied..).unwrap_or_default());
         }
-        let before = lines.len();
+        extracted.clear();
         let extract = memchr::memchr(ID_MARKER, &stamped).is_none();
         if extract {
             let mut copied = 0;
@@ -255,8 +288,8 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
                 if !is_id(run) {
                     continue;
                 }
-                lines.extend_from_slice(stamped.get(copied..start).unwrap_or_default());
-                lines.push(ID_MARKER);
+                extracted.extend_from_slice(stamped.get(copied..start).unwrap_or_default());
+                extracted.push(ID_MARKER);
                 copied = end;
                 // Distance back from the next new id: 0 for a new one, small for a recent one.
                 match ids.get(run) {
@@ -285,12 +318,39 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
                     }
                 }
             }
-            lines.extend_from_slice(stamped.get(copied..).unwrap_or_default());
+            extracted.extend_from_slice(stamped.get(copied..).unwrap_or_default());
         } else {
             flags |= FLAG_IDS_IN_PLACE;
-            lines.extend_from_slice(&stamped);
+            extracted.extend_from_slice(&stamped);
         }
-        descriptors.push((((lines.len() - before) as u64) << 3) | (u64::from(extract) << 2) | stamp as u64);
+        // Numbers: each run of digits that prints back the same (no leading zero, at most 18
+        // digits) goes to the numbers column as a varint.
+        let before = lines.len();
+        let numbered = memchr::memchr(NUMBER_MARKER, &extracted).is_none();
+        if numbered {
+            let mut copied = 0;
+            for (start, end) in digit_runs(&extracted) {
+                let Some(run) = extracted.get(start..end) else {
+                    continue;
+                };
+                let Some(value) = number_value(run) else {
+                    continue;
+                };
+                lines.extend_from_slice(extracted.get(copied..start).unwrap_or_default());
+                lines.push(NUMBER_MARKER);
+                put_varint(&mut numbers, value);
+                copied = end;
+            }
+            lines.extend_from_slice(extracted.get(copied..).unwrap_or_default());
+        } else {
+            lines.extend_from_slice(&extracted);
+        }
+        descriptors.push(
+            (((lines.len() - before) as u64) << 4)
+                | (u64::from(numbered) << 3)
+                | (u64::from(extract) << 2)
+                | stamp as u64,
+        );
     }
     // The other columns after the timestamps: descriptors, references, metadata.
     for descriptor in descriptors {
@@ -317,9 +377,9 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
             .or_else(|_| zstd::bulk::compress(data, 3))
             .unwrap_or_default()
     };
-    // Three frames, each compressed by itself: the parts differ too much to share one (measured:
-    // 9 % fewer bytes), and a substring filter decompresses the first two only.
-    let frames = [dictionary, lines, columns];
+    // Four frames, each compressed by itself: the parts differ too much to share one (measured:
+    // 9 % fewer bytes for three), and a substring filter decompresses the first two only.
+    let frames = [dictionary, lines, columns, numbers];
     let compressed: Vec<Vec<u8>> = frames.iter().map(|frame| compress(frame)).collect();
     let mut bytes = Vec::with_capacity(compressed.iter().map(Vec::len).sum::<usize>() + 48);
     bytes.push(VERSION);
@@ -404,6 +464,9 @@ struct StoredLine {
     /// Its ids are in the dictionary, `references[first_reference..]` in order.
     ids_extracted: bool,
     first_reference: usize,
+    /// Its numbers are `numbers[first_number..]` in order.
+    numbers_extracted: bool,
+    first_number: usize,
 }
 
 /// A decompressed block, read entry by entry.
@@ -413,6 +476,8 @@ pub struct Decoded {
     stored_lines: Vec<u8>,
     /// The other columns.
     columns: Vec<u8>,
+    /// The numbers taken out of the lines, in line order.
+    numbers: Vec<u64>,
     dictionary: Vec<u8>,
     /// Where each id is in `dictionary`.
     ids: Vec<(usize, usize)>,
@@ -479,7 +544,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, BlockError> {
 fn ruled_out_by_ids(needle: &[u8], dictionary: &[u8], ids_in_place: bool) -> bool {
     !ids_in_place
         && !may_touch_stamp(needle)
-        && !needle.contains(&ID_MARKER)
+        && !has_marker(needle)
         && alphanumeric_runs(needle)
             .filter_map(|(start, end)| needle.get(start..end))
             .any(|run| is_id(run) && memchr::memmem::find(dictionary, run).is_none())
@@ -487,9 +552,12 @@ fn ruled_out_by_ids(needle: &[u8], dictionary: &[u8], ids_in_place: bool) -> boo
 
 /// Whether no line of a block can contain `needle`, told from its dictionary and its lines as
 /// stored (stamps and ids replaced by markers).
-fn ruled_out_by_lines(needle: &[u8], dictionary: &[u8], lines: &[u8]) -> bool {
-    if may_touch_stamp(needle) || needle.contains(&ID_MARKER) || memchr::memmem::find(lines, needle).is_some()
-    {
+fn ruled_out_by_lines(needle: &[u8], dictionary: &[u8], lines: &[u8], has_numbers: bool) -> bool {
+    if may_touch_stamp(needle) || has_marker(needle) || memchr::memmem::find(lines, needle).is_some() {
+        return false;
+    }
+    // A needle with a digit may overlap a number taken out of a line.
+    if has_numbers && needle.iter().any(u8::is_ascii_digit) {
         return false;
     }
     if dictionary.is_empty() || !needle.iter().any(u8::is_ascii_alphanumeric) {
@@ -529,7 +597,7 @@ pub fn decode_if_contains(
     let mut header = Reader { bytes, at: 3 };
     let count = usize::try_from(header.varint()?).map_err(|_| BlockError("count too large"))?;
     // The three frames: (raw size, where the compressed bytes start, compressed size).
-    let mut frames = [(0usize, 0usize, 0usize); 3];
+    let mut frames = [(0usize, 0usize, 0usize); 4];
     let mut total = 0usize;
     for frame in &mut frames {
         let size = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
@@ -565,13 +633,15 @@ pub fn decode_if_contains(
         return Ok(None);
     }
     let stored_lines = frame(1)?;
+    let has_numbers = frames.get(3).is_some_and(|frame| frame.0 > 0);
     if needles
         .iter()
-        .any(|needle| ruled_out_by_lines(needle.needle(), &dictionary, &stored_lines))
+        .any(|needle| ruled_out_by_lines(needle.needle(), &dictionary, &stored_lines, has_numbers))
     {
         return Ok(None);
     }
     let columns = frame(2)?;
+    let number_bytes = frame(3)?;
     let mut reader = Reader {
         bytes: &columns,
         at: 0,
@@ -595,24 +665,31 @@ pub fn decode_if_contains(
     let mut lines = Vec::with_capacity(count);
     let mut at = 0usize;
     let mut markers = 0usize;
+    let mut number_markers = 0usize;
     for _ in 0..count {
         let descriptor = reader.varint()?;
-        let length = usize::try_from(descriptor >> 3).map_err(|_| BlockError("line too long"))?;
+        let length = usize::try_from(descriptor >> 4).map_err(|_| BlockError("line too long"))?;
         let end = at.checked_add(length).ok_or(BlockError("line too long"))?;
         let stored = stored_lines.get(at..end).ok_or(BlockError("line past the end"))?;
         let ids_extracted = descriptor & 4 != 0;
         if !ids_extracted && !ids_in_place {
             return Err(BlockError("a line kept its ids but the block says none did"));
         }
+        let numbers_extracted = descriptor & 8 != 0;
         lines.push(StoredLine {
             at,
             length,
             stamp: Stamp::from_bits(descriptor),
             ids_extracted,
             first_reference: markers,
+            numbers_extracted,
+            first_number: number_markers,
         });
         if ids_extracted {
             markers += memchr::memchr_iter(ID_MARKER, stored).count();
+        }
+        if numbers_extracted {
+            number_markers += memchr::memchr_iter(NUMBER_MARKER, stored).count();
         }
         at = end;
     }
@@ -652,6 +729,17 @@ pub fn decode_if_contains(
     if reader.at != references_end || references.len() != markers || next_new != ids.len() as u64 {
         return Err(BlockError("ids and their references disagree"));
     }
+    let mut numbers = Vec::with_capacity(number_markers);
+    let mut number_reader = Reader {
+        bytes: &number_bytes,
+        at: 0,
+    };
+    while number_reader.at < number_bytes.len() {
+        numbers.push(number_reader.varint()?);
+    }
+    if numbers.len() != number_markers {
+        return Err(BlockError("numbers and their places disagree"));
+    }
     let mut metadata = Vec::with_capacity(count);
     for _ in 0..count {
         metadata.push(reader.at);
@@ -669,6 +757,7 @@ pub fn decode_if_contains(
     Ok(Some(Decoded {
         stored_lines,
         columns,
+        numbers,
         dictionary,
         ids,
         references,
@@ -702,7 +791,12 @@ pub(crate) fn part_sizes(bytes: &[u8], level: i32) -> Vec<(&'static str, usize, 
     reader.at += references;
     bounds.push(reader.at);
     let part = |from: usize, to: usize| &columns[bounds[from]..bounds[to]];
-    let parts: [(&'static str, &[u8]); 8] = [
+    let mut numbers = Vec::new();
+    for number in &decoded.numbers {
+        put_varint(&mut numbers, *number);
+    }
+    let parts: [(&'static str, &[u8]); 9] = [
+        ("numbers", &numbers),
         ("(the columns as one)", columns),
         ("lines", &decoded.stored_lines),
         ("id dictionary", &decoded.dictionary),
@@ -747,7 +841,8 @@ impl Decoded {
         };
         let stored = self.stored(line);
         let has_ids = line.ids_extracted && memchr::memchr(ID_MARKER, stored).is_some();
-        if line.stamp == Stamp::None && !has_ids {
+        let has_numbers = line.numbers_extracted && memchr::memchr(NUMBER_MARKER, stored).is_some();
+        if line.stamp == Stamp::None && !has_ids && !has_numbers {
             return Cow::Borrowed(stored);
         }
         let mut buffer = [0u8; 32];
@@ -760,8 +855,27 @@ impl Decoded {
         };
         let mut out = Vec::with_capacity(stored.len() + 64);
         let mut reference = line.first_reference;
+        let mut number = line.first_number;
         for &byte in stored {
             match byte {
+                NUMBER_MARKER if line.numbers_extracted => {
+                    let value = self.numbers.get(number).copied().unwrap_or(0);
+                    let mut digits = [0u8; 20];
+                    let mut at = digits.len();
+                    let mut rest = value;
+                    loop {
+                        at -= 1;
+                        if let Some(slot) = digits.get_mut(at) {
+                            *slot = b'0' + (rest % 10) as u8;
+                        }
+                        rest /= 10;
+                        if rest == 0 || at == 0 {
+                            break;
+                        }
+                    }
+                    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+                    number += 1;
+                }
                 MARKER if line.stamp != Stamp::None => out.extend_from_slice(stamp),
                 ID_MARKER if line.ids_extracted => {
                     let id = self
@@ -828,16 +942,26 @@ impl Decoded {
         let stored = self.stored(line);
         let bytes = needle.needle();
         // Found among the stored bytes (no marker in the needle): found in the line.
-        if !bytes.contains(&MARKER) && !bytes.contains(&ID_MARKER) && needle.find(stored).is_some() {
+        if !has_marker(bytes) && needle.find(stored).is_some() {
             return true;
         }
         let replaced_stamp = line.stamp != Stamp::None && may_touch_stamp(bytes);
         let replaced_ids = line.ids_extracted && memchr::memchr(ID_MARKER, stored).is_some();
-        if !replaced_stamp && !replaced_ids && !bytes.contains(&MARKER) && !bytes.contains(&ID_MARKER) {
+        let replaced_numbers = line.numbers_extracted
+            && bytes.iter().any(u8::is_ascii_digit)
+            && memchr::memchr(NUMBER_MARKER, stored).is_some();
+        if !replaced_stamp && !replaced_ids && !replaced_numbers && !has_marker(bytes) {
             return false;
         }
         needle.find(&self.line_bytes(index)).is_some()
     }
+}
+
+/// Whether `bytes` hold one of the bytes that stand for something taken out of a line.
+fn has_marker(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .any(|byte| matches!(*byte, MARKER | ID_MARKER | NUMBER_MARKER))
 }
 
 /// Whether an occurrence of `needle` in a line could overlap one of the line's timestamps: a
@@ -1012,7 +1136,7 @@ mod tests {
         let mut columns = Vec::new();
         put_varint(&mut columns, 0);
         put_varint(&mut columns, 0);
-        put_varint(&mut columns, (40 << 3) | 4);
+        put_varint(&mut columns, (40 << 4) | 4);
         put_varint(&mut columns, 0);
         put_varint(&mut columns, 0);
         let lines = zstd::bulk::compress(b"short", 1).unwrap();
@@ -1021,6 +1145,8 @@ mod tests {
         put_varint(&mut forged, lines.len() as u64);
         put_varint(&mut forged, columns.len() as u64);
         put_varint(&mut forged, packed.len() as u64);
+        put_varint(&mut forged, 0);
+        put_varint(&mut forged, 0);
         forged.extend_from_slice(&lines);
         forged.extend_from_slice(&packed);
         let length = forged.len() as u32;
@@ -1062,6 +1188,10 @@ mod tests {
     #[test]
     fn what_the_block_rules_out_and_finds_is_what_the_lines_hold() {
         let pieces = [
+            "\u{1d}",
+            "007",
+            "42",
+            "1234567890123456789012",
             "user=",
             "a5884caf",
             "deadbeef1",
@@ -1155,9 +1285,10 @@ mod tests {
         let decoded = decode(&encode(&refs, 3).bytes).unwrap();
         assert_eq!(decoded.dictionary, b"4bf92f3577b34da6a3ce929d0e0e4736\na5884caf");
         assert_eq!(decoded.references, vec![0, 1, 0]);
+        assert_eq!(decoded.numbers, vec![1], "the 1 of b1 is a number");
         assert_eq!(
             &decoded.stored_lines[..],
-            b"{\"trace_id\":\"\x1f\",\"user\":\"\x1f\"}{\"trace_id\":\"\x1f\",\"user\":\"b1\"}"
+            b"{\"trace_id\":\"\x1f\",\"user\":\"\x1f\"}{\"trace_id\":\"\x1f\",\"user\":\"b\x1d\"}"
         );
         // After a timestamp taken out of the line, an id is still recognised as seen.
         let stamped = [
