@@ -31,7 +31,13 @@ fuzz_target!(|data: &[u8]| {
         entries.push(LogEntry {
             timestamp_ns: timestamp,
             line,
-            metadata: if step % 2 == 0 { vec![("k".to_owned(), needle.clone())] } else { Vec::new() },
+            // Pairs repeated across entries and within one, as the block's table shares them.
+            metadata: match step % 4 {
+                0 => vec![("k".to_owned(), needle.clone())],
+                1 => vec![("detected_level".to_owned(), "info".to_owned()), ("k".to_owned(), needle.clone())],
+                2 => vec![("k".to_owned(), needle.clone()), ("k".to_owned(), needle.clone())],
+                _ => Vec::new(),
+            },
         });
     }
     let refs: Vec<&LogEntry> = entries.iter().collect();

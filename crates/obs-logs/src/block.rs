@@ -406,15 +406,29 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
     }
     put_varint(&mut columns, references.len() as u64);
     columns.extend_from_slice(&references);
+    // Metadata: each distinct pair once in a table, then per entry its pairs' places in it
+    // (a `detected_level` on every entry then costs a fraction of a byte).
+    let mut pairs: std::collections::HashMap<(&str, &str), u64, foldhash::fast::RandomState> =
+        std::collections::HashMap::default();
+    let mut table = Vec::new();
+    let mut places = Vec::with_capacity(entries.len() * 2);
     for entry in entries {
-        put_varint(&mut columns, entry.metadata.len() as u64);
+        put_varint(&mut places, entry.metadata.len() as u64);
         for (name, value) in &entry.metadata {
-            put_varint(&mut columns, name.len() as u64);
-            columns.extend_from_slice(name.as_bytes());
-            put_varint(&mut columns, value.len() as u64);
-            columns.extend_from_slice(value.as_bytes());
+            let next = pairs.len() as u64;
+            let place = *pairs.entry((name.as_str(), value.as_str())).or_insert_with(|| {
+                put_varint(&mut table, name.len() as u64);
+                table.extend_from_slice(name.as_bytes());
+                put_varint(&mut table, value.len() as u64);
+                table.extend_from_slice(value.as_bytes());
+                next
+            });
+            put_varint(&mut places, place);
         }
     }
+    put_varint(&mut columns, pairs.len() as u64);
+    columns.extend_from_slice(&table);
+    columns.extend_from_slice(&places);
     // Compressing into a Vec cannot fail but for a level out of range; level 3 then.
     let level = level.clamp(1, 22);
     let compress = |data: &[u8]| {
@@ -491,16 +505,6 @@ impl Reader<'_> {
         }
         Ok(length)
     }
-
-    fn text(&mut self) -> Result<String, BlockError> {
-        let length = self.length()?;
-        let bytes = self
-            .bytes
-            .get(self.at..self.at + length)
-            .ok_or(BlockError("text past the end"))?;
-        self.at += length;
-        String::from_utf8(bytes.to_vec()).map_err(|_| BlockError("text is not UTF-8"))
-    }
 }
 
 /// A line as the block stores it.
@@ -534,7 +538,9 @@ pub struct Decoded {
     references: Vec<u32>,
     timestamps: Vec<i64>,
     lines: Vec<StoredLine>,
-    /// Per entry: where its metadata starts in `columns`.
+    /// The distinct metadata pairs: where each name and value is in `columns`.
+    pairs: Vec<((usize, usize), (usize, usize))>,
+    /// Per entry: where its metadata's places in `pairs` start in `columns`.
     metadata: Vec<usize>,
 }
 
@@ -812,15 +818,24 @@ pub fn decode_if_contains(
     if number_reader.at != number_bytes.len() {
         return Err(BlockError("numbers and their places disagree"));
     }
+    let table_length = reader.varint()?;
+    let mut pairs = Vec::new();
+    for _ in 0..table_length {
+        let name = reader.length()?;
+        let name_at = reader.at;
+        reader.at += name;
+        let value = reader.length()?;
+        let value_at = reader.at;
+        reader.at += value;
+        pairs.push(((name_at, name_at + name), (value_at, value_at + value)));
+    }
     let mut metadata = Vec::with_capacity(count);
     for _ in 0..count {
         metadata.push(reader.at);
-        let pairs = reader.varint()?;
-        for _ in 0..pairs {
-            let name = reader.length()?;
-            reader.at += name;
-            let value = reader.length()?;
-            reader.at += value;
+        for _ in 0..reader.varint()? {
+            if reader.varint()? >= pairs.len() as u64 {
+                return Err(BlockError("metadata past the table"));
+            }
         }
     }
     if reader.at != columns.len() {
@@ -830,6 +845,7 @@ pub fn decode_if_contains(
         stored_lines,
         columns,
         numbers,
+        pairs,
         dictionary,
         ids,
         references,
@@ -981,12 +997,20 @@ impl Decoded {
             bytes: &self.columns,
             at,
         };
-        let pairs = reader.varint()?;
-        let mut metadata = Vec::with_capacity(pairs.min(128) as usize);
-        for _ in 0..pairs {
-            let name = reader.text()?;
-            let value = reader.text()?;
-            metadata.push((name, value));
+        let count = reader.varint()?;
+        let mut metadata = Vec::with_capacity(count.min(128) as usize);
+        let text = |(start, end): (usize, usize)| {
+            String::from_utf8(self.columns.get(start..end).unwrap_or_default().to_vec())
+                .map_err(|_| BlockError("metadata is not UTF-8"))
+        };
+        for _ in 0..count {
+            let place =
+                usize::try_from(reader.varint()?).map_err(|_| BlockError("metadata past the table"))?;
+            let &(name, value) = self
+                .pairs
+                .get(place)
+                .ok_or(BlockError("metadata past the table"))?;
+            metadata.push((text(name)?, text(value)?));
         }
         Ok(metadata)
     }

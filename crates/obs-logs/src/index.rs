@@ -13,8 +13,8 @@
 //!   Tokens of 40 bytes or more and tokens with a digit (ids, hashes, numbers: most of the
 //!   distinct words of a log; ids are found through the correlation keys instead) are not
 //!   indexed;
-//! - `keys` (raw strings, not stored): one `name=value` term per distinct correlation key of
-//!   the block's entries;
+//! - `key_hashes` (u64, indexed): the hash of each distinct correlation key (`name`, `value`)
+//!   of the block's entries;
 //! - `block` (bytes, stored): the block (`block`), compressed by itself, so the doc store adds
 //!   no compression of its own.
 
@@ -146,15 +146,9 @@ fn schema() -> (Schema, Fields) {
                 .set_fieldnorms(false),
         ),
     );
-    let keys = builder.add_text_field(
-        "keys",
-        TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer("raw")
-                .set_index_option(IndexRecordOption::Basic)
-                .set_fieldnorms(false),
-        ),
-    );
+    // A hash per key, not its text: 8 bytes a term instead of up to 300, and the store
+    // checks every entry's keys anyway, so a collision costs a block read, not a wrong answer.
+    let keys = builder.add_u64_field("key_hashes", INDEXED);
     let block = builder.add_bytes_field("block", BytesOptions::default().set_stored());
     (
         builder.build(),
@@ -198,8 +192,8 @@ pub(crate) struct NewBlock {
     pub(crate) encoded: Encoded,
     /// The distinct indexed words of its lines, space-separated.
     pub(crate) words: String,
-    /// Its distinct correlation keys as `name=value` terms.
-    pub(crate) keys: Vec<String>,
+    /// Its distinct correlation keys, hashed ([`key_hash`]).
+    pub(crate) keys: Vec<u64>,
 }
 
 impl NewBlock {
@@ -210,13 +204,11 @@ impl NewBlock {
         zstd_level: i32,
     ) -> NewBlock {
         let mut words: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
-        let mut keys: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
+        let mut keys: HashSet<u64, foldhash::fast::RandomState> = HashSet::default();
         for (entry, entry_keys) in entries {
             add_words(&entry.line, &mut words);
             for (name, value) in *entry_keys {
-                if !keys.contains(&key_term(name, value)) {
-                    keys.insert(key_term(name, value));
-                }
+                keys.insert(key_hash(name, value));
             }
         }
         let refs: Vec<&LogEntry> = entries.iter().map(|(entry, _)| *entry).collect();
@@ -395,7 +387,7 @@ impl DayIndex {
         document.add_u64(self.fields.level, block.encoded.level.max(0) as u64);
         document.add_text(self.fields.line, &block.words);
         for key in &block.keys {
-            document.add_text(self.fields.keys, key);
+            document.add_u64(self.fields.keys, *key);
         }
         document.add_bytes(self.fields.block, block.encoded.bytes.as_slice());
         document
@@ -511,7 +503,7 @@ impl DayIndex {
             clauses.push((
                 Occur::Must,
                 Box::new(TermQuery::new(
-                    Term::from_field_text(self.fields.keys, &key_term(name, value)),
+                    Term::from_field_u64(self.fields.keys, key_hash(name, value)),
                     IndexRecordOption::Basic,
                 )),
             ));
@@ -620,9 +612,15 @@ impl DocStores {
     }
 }
 
-/// The term of a correlation key in the `keys` field.
-fn key_term(name: &str, value: &str) -> String {
-    format!("{name}={value}")
+/// The hash of a correlation key in the `key_hashes` field: 64-bit FNV-1a over the name, a
+/// zero byte and the value (stable across versions and processes: it is on disk).
+fn key_hash(name: &str, value: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes().chain([0]).chain(value.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// The indexed tokens of `needle` that every line containing `needle` has as whole tokens: a
@@ -912,6 +910,14 @@ mod tests {
                 compressed as f64 / 1e6
             );
         }
+    }
+
+    #[test]
+    fn key_hashes_are_fnv_1a_of_name_zero_value() {
+        // Stable values: they are on disk.
+        assert_eq!(key_hash("", ""), 0xaf63_bd4c_8601_b7df);
+        assert_ne!(key_hash("run_id", "r-1"), key_hash("run_id", "r-2"));
+        assert_ne!(key_hash("a", "bc"), key_hash("ab", "c"));
     }
 
     #[test]
