@@ -1,13 +1,22 @@
 //! A block: entries of one stream in time order, compressed together, the unit a day index
 //! stores and finds (format: `docs/format/logs.md`).
 //!
-//! The entries are laid out by column before zstd compresses them, so that like bytes sit
-//! together: the timestamps (milliseconds as deltas, the rest of the nanoseconds apart), one
-//! descriptor per line, the structured metadata, then the lines. A line that contains its own
-//! entry's timestamp in RFC 3339 UTC form (the CRI prefix, a logfmt `ts=`, a JSON `"ts"`:
-//! most lines do) has it replaced by one marker byte: the timestamp column already holds it,
-//! and as text it is the least compressible part of a line (measured: 43 % fewer compressed
-//! bytes for container lines).
+//! The entries are laid out by column, in four zstd frames of their own, so that like bytes
+//! sit together. What varies from line to line is taken out of the lines and replaced by one
+//! marker byte each, so that what is left of a line is mostly its template, which compresses
+//! to little:
+//! - the entry's own timestamp in RFC 3339 UTC form (the CRI prefix, a logfmt `ts=`, a JSON
+//!   `"ts"`: most lines have one), which the timestamp columns hold already (measured: 43 %
+//!   fewer compressed bytes for container lines);
+//! - ids (runs of letters and digits of 8 bytes or more with a digit: trace, span, run and
+//!   user ids, hashes), each distinct id once in the block's dictionary, the first frame;
+//! - numbers, as varints in the last frame, grouped by template and field.
+//!
+//! The dictionary and the stored lines decide, for most needles, that a block cannot hold a
+//! substring before anything else is decompressed ([`decode_if_contains`]); the rules are in
+//! `docs/format/logs.md`, and the property test below and the `log_block` fuzz target check
+//! them against the lines themselves. Measured on the logs benchmark: 12× smaller than the raw
+//! text with the index, against 4× for zstd over whole lines in tantivy's doc store.
 //!
 //! The decoder is written for untrusted bytes: every length is checked, nothing panics, and the
 //! decompressed size is bounded before anything is allocated.

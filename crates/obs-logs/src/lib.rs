@@ -4,9 +4,12 @@
 //! [`store::LogStore`] validates them as Loki does, makes them durable in the shared
 //! write-ahead log before acknowledging, keeps them in an in-memory head (visible to queries at
 //! once) and flushes the head into one tantivy index per UTC day (`index`), with the stream
-//! registry in redb. Retention drops whole days. Correlation keys (`session_id`, `run_id`,
-//! `task_id`, `agent`, `trace_id`, …) are extracted at ingest ([`keys`]) and indexed as exact
-//! terms; substring filters use the tokens inside the needle as an index pre-filter.
+//! registry in redb. A day index holds compressed blocks of one stream's entries ([`block`]),
+//! and indexes per block its stream, time range, words and correlation keys. Retention drops
+//! whole days. Correlation keys (`session_id`, `run_id`, `task_id`, `agent`, `trace_id`, …)
+//! are extracted at ingest ([`keys`]) and indexed, so a lookup reads only the blocks that hold
+//! the key; substring filters use the words inside the needle as an index pre-filter, and
+//! each block's id dictionary and stored lines rule most blocks out before they are read.
 //!
 //! This crate knows nothing about HTTP or LogQL: the query engine reads it through
 //! [`store::LogStore::select`] and [`store::LogStore::streams`], which take the stream
