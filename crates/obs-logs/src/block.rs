@@ -189,22 +189,6 @@ fn is_id(run: &[u8]) -> bool {
 /// itself keeps its numbers in place).
 const NUMBER_MARKER: u8 = 0x1d;
 
-/// The maximal runs of ASCII digits of `text`, as (start, end).
-fn digit_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let start = at + text.get(at..)?.iter().position(u8::is_ascii_digit)?;
-        let end = start
-            + text
-                .get(start..)?
-                .iter()
-                .position(|byte| !byte.is_ascii_digit())
-                .unwrap_or(text.len() - start);
-        at = end;
-        Some((start, end))
-    })
-}
-
 /// Lines with the same stored text (the same template) in the order the first of each comes.
 fn templates<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -259,20 +243,30 @@ fn number_value(run: &[u8]) -> Option<u64> {
     )
 }
 
-/// The maximal runs of ASCII letters and digits of `text`, as (start, end).
-fn alphanumeric_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+/// The maximal runs of bytes `in_run` accepts in `text`, as (start, end).
+fn runs(text: &[u8], in_run: fn(&u8) -> bool) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut at = 0;
     std::iter::from_fn(move || {
-        let start = at + text.get(at..)?.iter().position(u8::is_ascii_alphanumeric)?;
+        let start = at + text.get(at..)?.iter().position(in_run)?;
         let end = start
             + text
                 .get(start..)?
                 .iter()
-                .position(|byte| !byte.is_ascii_alphanumeric())
+                .position(|byte| !in_run(byte))
                 .unwrap_or(text.len() - start);
         at = end;
         Some((start, end))
     })
+}
+
+/// The maximal runs of ASCII letters and digits of `text`, as (start, end).
+fn alphanumeric_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    runs(text, u8::is_ascii_alphanumeric)
+}
+
+/// The maximal runs of ASCII digits of `text`, as (start, end).
+fn digit_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    runs(text, u8::is_ascii_digit)
 }
 
 /// Encodes `entries` (in time order) at zstd `level`.

@@ -58,6 +58,8 @@ const FLUSH_ZSTD_LEVEL: i32 = 3;
 const COMPACT_ZSTD_LEVEL: i32 = 9;
 /// How often a flush also compacts the days it finds fragmented.
 const COMPACT_INTERVAL: Duration = Duration::from_secs(600);
+/// How long a flush's compaction may go on before it leaves the other days to the next flush.
+const COMPACT_BUDGET: Duration = Duration::from_secs(2);
 
 /// Settings of the log store.
 #[derive(Debug, Clone)]
@@ -705,7 +707,9 @@ impl LogStore {
             last.elapsed() >= COMPACT_INTERVAL
         };
         if due {
-            self.compact_locked()?;
+            // Bounded, as flushes wait for it: a compaction left unfinished goes on at the
+            // next flush.
+            self.compact_locked(Some(COMPACT_BUDGET))?;
         }
         Ok(())
     }
@@ -713,22 +717,20 @@ impl LogStore {
     /// Rewrites the small blocks of each stream and day into full ones, and the blocks a flush
     /// compressed fast at the compaction's level, in one commit per day (a flush writes one
     /// block per stream it saw, so a day written by many flushes holds many small blocks,
-    /// which compress worse and cost a document each). Blocking. A flush
-    /// runs it every ten minutes; the service also runs it at a clean stop. Returns how many
-    /// blocks it replaced.
+    /// which compress worse and cost a document each). Blocking. A flush runs it every ten
+    /// minutes for two seconds at most (days left go on at the next flush); the service runs
+    /// it whole at a clean stop. Returns how many blocks it replaced.
     pub fn compact(&self) -> Result<usize, LogsError> {
         let _flushing = self
             .flush_lock
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        self.compact_locked()
+        self.compact_locked(None)
     }
 
-    fn compact_locked(&self) -> Result<usize, LogsError> {
-        *self
-            .last_compaction
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = std::time::Instant::now();
+    /// Compacts day after day, oldest first, until `budget` (if any) has passed.
+    fn compact_locked(&self, budget: Option<Duration>) -> Result<usize, LogsError> {
+        let started = std::time::Instant::now();
         let days = self
             .partitions_dir
             .partitions()
@@ -738,6 +740,10 @@ impl LogStore {
             let Some(index) = self.day_index(partition.day, false)? else {
                 continue;
             };
+            if budget.is_some_and(|budget| started.elapsed() >= budget) {
+                self.close_idle_writers();
+                return Ok(replaced);
+            }
             let compacted = self.compact_day(&index)?;
             if compacted > 0 {
                 tracing::debug!(day = %partition.day, blocks = compacted, "compacted a log day");
@@ -745,6 +751,10 @@ impl LogStore {
             }
             replaced += compacted;
         }
+        *self
+            .last_compaction
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = std::time::Instant::now();
         self.close_idle_writers();
         Ok(replaced)
     }
