@@ -403,6 +403,27 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
                 | stamp as u64,
         );
     }
+    // Each distinct stored line (a template) once, in order of first use; a line's descriptor
+    // names its template instead of giving its length.
+    let mut template_ids: std::collections::HashMap<&[u8], u64, foldhash::fast::RandomState> =
+        std::collections::HashMap::default();
+    let mut template_frame = Vec::new();
+    let mut at = 0usize;
+    for descriptor in &mut descriptors {
+        let length = (*descriptor >> 4) as usize;
+        let text = lines.get(at..at + length).unwrap_or_default();
+        at += length;
+        let next = template_ids.len() as u64;
+        let id = *template_ids.entry(text).or_insert_with(|| {
+            put_varint(&mut template_frame, text.len() as u64);
+            template_frame.extend_from_slice(text);
+            next
+        });
+        *descriptor = (id << 4) | (*descriptor & 15);
+    }
+    let mut templates = Vec::with_capacity(template_frame.len() + 4);
+    put_varint(&mut templates, template_ids.len() as u64);
+    templates.extend_from_slice(&template_frame);
     // The other columns after the timestamps: descriptors, references, metadata.
     for descriptor in descriptors {
         put_varint(&mut columns, descriptor);
@@ -445,7 +466,7 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
     // Four frames, each compressed by itself: the parts differ too much to share one (measured:
     // 9 % fewer bytes for three), and a substring filter decompresses the first two only.
     let numbers = number_column(&lines, &numbered_lines, &numbers);
-    let frames = [dictionary, lines, columns, numbers];
+    let frames = [dictionary, templates, columns, numbers];
     let compressed: Vec<Vec<u8>> = frames.iter().map(|frame| compress(frame)).collect();
     let mut bytes = Vec::with_capacity(compressed.iter().map(Vec::len).sum::<usize>() + 48);
     bytes.push(VERSION);
@@ -690,6 +711,7 @@ pub fn decode_if_contains(
     {
         return Ok(None);
     }
+    // The templates: a count, then each one's length and bytes.
     let stored_lines = frame(1)?;
     let has_numbers = frames.get(3).is_some_and(|frame| frame.0 > 0);
     if needles
@@ -720,15 +742,30 @@ pub fn decode_if_contains(
             .and_then(|ns| ns.checked_add(nanos as i64))
             .ok_or(BlockError("timestamp out of range"))?;
     }
+    let mut template_reader = Reader {
+        bytes: &stored_lines,
+        at: 0,
+    };
+    let template_count = template_reader.varint()?;
+    let mut template_places = Vec::new();
+    for _ in 0..template_count {
+        let length = template_reader.length()?;
+        template_places.push((template_reader.at, length));
+        template_reader.at += length;
+    }
+    if template_reader.at != stored_lines.len() {
+        return Err(BlockError("templates and their lengths disagree"));
+    }
     let mut lines = Vec::with_capacity(count);
-    let mut at = 0usize;
     let mut markers = 0usize;
     let mut number_markers = 0usize;
     for _ in 0..count {
         let descriptor = reader.varint()?;
-        let length = usize::try_from(descriptor >> 4).map_err(|_| BlockError("line too long"))?;
-        let end = at.checked_add(length).ok_or(BlockError("line too long"))?;
-        let stored = stored_lines.get(at..end).ok_or(BlockError("line past the end"))?;
+        let template = usize::try_from(descriptor >> 4).map_err(|_| BlockError("no such template"))?;
+        let &(at, length) = template_places
+            .get(template)
+            .ok_or(BlockError("no such template"))?;
+        let stored = stored_lines.get(at..at + length).unwrap_or_default();
         let ids_extracted = descriptor & 4 != 0;
         if !ids_extracted && !ids_in_place {
             return Err(BlockError("a line kept its ids but the block says none did"));
@@ -749,10 +786,6 @@ pub fn decode_if_contains(
         if numbers_extracted {
             number_markers += memchr::memchr_iter(NUMBER_MARKER, stored).count();
         }
-        at = end;
-    }
-    if at != stored_lines.len() {
-        return Err(BlockError("lines and their lengths disagree"));
     }
     let mut ids = Vec::new();
     let mut start = 0;
@@ -889,7 +922,7 @@ pub(crate) fn part_sizes(bytes: &[u8], level: i32) -> Vec<(&'static str, usize, 
     let parts: [(&'static str, &[u8]); 9] = [
         ("numbers", &numbers),
         ("(the columns as one)", columns),
-        ("lines", &decoded.stored_lines),
+        ("line templates", &decoded.stored_lines),
         ("id dictionary", &decoded.dictionary),
         ("timestamps, milliseconds", part(0, 1)),
         ("timestamps, rest of the nanoseconds", part(1, 2)),
@@ -904,6 +937,15 @@ pub(crate) fn part_sizes(bytes: &[u8], level: i32) -> Vec<(&'static str, usize, 
 }
 
 impl Decoded {
+    /// The stored text of entry `index`'s line (its template).
+    #[cfg(test)]
+    fn stored_text(&self, index: usize) -> &[u8] {
+        self.lines
+            .get(index)
+            .map(|line| self.stored(line))
+            .unwrap_or_default()
+    }
+
     /// How many entries the block holds.
     pub fn len(&self) -> usize {
         self.timestamps.len()
@@ -1170,7 +1212,26 @@ mod tests {
         )];
         let refs: Vec<&LogEntry> = lines.iter().collect();
         let decoded = decode(&encode(&refs, 3).bytes).unwrap();
-        assert_eq!(&decoded.stored_lines[..], b"\x1e stdout F ts=\x1e");
+        assert_eq!(decoded.stored_text(0), b"\x1e stdout F ts=\x1e");
+    }
+
+    #[test]
+    fn lines_of_one_template_are_stored_once() {
+        let lines = [
+            entry(TS, "GET /api 200 in 13ms user=a5884caf", &[]),
+            entry(TS + 1, "GET /api 404 in 2ms user=b77daa12", &[]),
+            entry(TS + 2, "POST /api 200 in 13ms", &[]),
+        ];
+        let refs: Vec<&LogEntry> = lines.iter().collect();
+        let decoded = decode(&encode(&refs, 3).bytes).unwrap();
+        assert_eq!(decoded.stored_lines[0], 2, "two templates");
+        assert_eq!(decoded.stored_text(0), decoded.stored_text(1));
+        assert_eq!(decoded.stored_text(0), b"GET /api \x1d in \x1dms user=\x1f");
+        assert_eq!(decoded.numbers, vec![200, 13, 404, 2, 200, 13]);
+        let back: Vec<LogEntry> = (0..decoded.len())
+            .map(|index| decoded.entry(index).unwrap())
+            .collect();
+        assert_eq!(back, lines);
     }
 
     #[test]
@@ -1231,27 +1292,35 @@ mod tests {
         let mut wrong_size = vec![VERSION, 1];
         put_varint(&mut wrong_size, (MAX_PAYLOAD_BYTES + 1) as u64);
         assert!(decode(&wrong_size).is_err());
-        // A payload whose lengths disagree with its content.
-        let mut columns = Vec::new();
-        put_varint(&mut columns, 0);
-        put_varint(&mut columns, 0);
-        put_varint(&mut columns, (40 << 4) | 4);
-        put_varint(&mut columns, 0);
-        put_varint(&mut columns, 0);
-        let lines = zstd::bulk::compress(b"short", 1).unwrap();
-        let packed = zstd::bulk::compress(&columns, 1).unwrap();
-        let mut forged = vec![VERSION, 0, 1, 1, 0, 0, 5];
-        put_varint(&mut forged, lines.len() as u64);
-        put_varint(&mut forged, columns.len() as u64);
-        put_varint(&mut forged, packed.len() as u64);
-        put_varint(&mut forged, 0);
-        put_varint(&mut forged, 0);
-        forged.extend_from_slice(&lines);
-        forged.extend_from_slice(&packed);
-        let length = forged.len() as u32;
-        forged.extend_from_slice(&length.to_le_bytes());
-        forged.extend_from_slice(TRAILER_MAGIC);
-        assert_eq!(decode(&forged).unwrap_err(), BlockError("line past the end"));
+        // Frames whose content disagrees with itself: a template length past the frame's end,
+        // and a line naming a template that is not there.
+        let forge = |templates: &[u8], template: u64| {
+            let mut columns = Vec::new();
+            put_varint(&mut columns, 0);
+            put_varint(&mut columns, 0);
+            put_varint(&mut columns, (template << 4) | 4);
+            put_varint(&mut columns, 0);
+            put_varint(&mut columns, 0);
+            put_varint(&mut columns, 0);
+            let lines = zstd::bulk::compress(templates, 1).unwrap();
+            let packed = zstd::bulk::compress(&columns, 1).unwrap();
+            let mut forged = vec![VERSION, 0, 1, 1, 0, 0];
+            put_varint(&mut forged, templates.len() as u64);
+            put_varint(&mut forged, lines.len() as u64);
+            put_varint(&mut forged, columns.len() as u64);
+            put_varint(&mut forged, packed.len() as u64);
+            put_varint(&mut forged, 0);
+            put_varint(&mut forged, 0);
+            forged.extend_from_slice(&lines);
+            forged.extend_from_slice(&packed);
+            let length = forged.len() as u32;
+            forged.extend_from_slice(&length.to_le_bytes());
+            forged.extend_from_slice(TRAILER_MAGIC);
+            decode(&forged).map(|decoded| decoded.len())
+        };
+        assert_eq!(forge(b"\x01\x05short", 0), Ok(1));
+        assert_eq!(forge(b"\x01\x28short", 0), Err(BlockError("length past the end")));
+        assert_eq!(forge(b"\x01\x05short", 3), Err(BlockError("no such template")));
     }
 
     #[test]
@@ -1386,7 +1455,7 @@ mod tests {
         assert_eq!(decoded.references, vec![0, 1, 0]);
         assert_eq!(decoded.numbers, vec![1], "the 1 of b1 is a number");
         assert_eq!(
-            &decoded.stored_lines[..],
+            [decoded.stored_text(0), decoded.stored_text(1)].concat(),
             b"{\"trace_id\":\"\x1f\",\"user\":\"\x1f\"}{\"trace_id\":\"\x1f\",\"user\":\"b\x1d\"}"
         );
         // After a timestamp taken out of the line, an id is still recognised as seen.
