@@ -220,16 +220,86 @@ fn number_column(stored: &[u8], numbered_lines: &[(usize, usize, usize)], number
             continue;
         };
         let count = memchr::memchr_iter(NUMBER_MARKER, stored.get(start..end).unwrap_or_default()).count();
+        let mut field = Vec::with_capacity(group.len());
         for position in 0..count {
-            for &member in &group {
-                let value = numbered_lines
+            field.clear();
+            field.extend(group.iter().map(|&member| {
+                numbered_lines
                     .get(member)
-                    .and_then(|&(first_number, _, _)| numbers.get(first_number + position));
-                put_varint(&mut column, value.copied().unwrap_or(0));
-            }
+                    .and_then(|&(first_number, _, _)| numbers.get(first_number + position))
+                    .copied()
+                    .unwrap_or(0)
+            }));
+            pack_field(&field, &mut column);
         }
     }
     column
+}
+
+/// One field's values, bit-packed: the smallest as a varint, the bit width of the largest
+/// difference from it as a byte, then each difference in that many bits, lowest bits first.
+/// Uniform values (a size, a latency, an octet) then cost about their information, and a
+/// constant nothing (zstd's entropy coder cannot do that on varints of mixed fields).
+fn pack_field(values: &[u64], out: &mut Vec<u8>) {
+    let min = values.iter().copied().min().unwrap_or(0);
+    let spread = values.iter().map(|value| value - min).max().unwrap_or(0);
+    let width = 64 - spread.leading_zeros();
+    put_varint(out, min);
+    out.push(width as u8);
+    let mut buffer = 0u128;
+    let mut filled = 0u32;
+    for value in values {
+        buffer |= u128::from(value - min) << filled;
+        filled += width;
+        while filled >= 8 {
+            out.push(buffer as u8);
+            buffer >>= 8;
+            filled -= 8;
+        }
+    }
+    if filled > 0 {
+        out.push(buffer as u8);
+    }
+}
+
+/// Reads `count` values packed by [`pack_field`].
+fn unpack_field(reader: &mut Reader<'_>, count: usize, into: &mut Vec<u64>) -> Result<(), BlockError> {
+    let min = reader.varint()?;
+    let width = u32::from(
+        *reader
+            .bytes
+            .get(reader.at)
+            .ok_or(BlockError("truncated numbers"))?,
+    );
+    reader.at += 1;
+    if width > 64 {
+        return Err(BlockError("number width out of range"));
+    }
+    let bytes = (count as u64 * u64::from(width)).div_ceil(8) as usize;
+    let packed = reader
+        .bytes
+        .get(reader.at..reader.at + bytes)
+        .ok_or(BlockError("truncated numbers"))?;
+    reader.at += bytes;
+    let mask = if width == 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
+    let mut buffer = 0u128;
+    let mut filled = 0u32;
+    let mut next = packed.iter();
+    for _ in 0..count {
+        while filled < width {
+            buffer |= u128::from(*next.next().unwrap_or(&0)) << filled;
+            filled += 8;
+        }
+        let value = (buffer as u64) & mask;
+        buffer >>= width;
+        filled -= width;
+        into.push(min.checked_add(value).ok_or(BlockError("number out of range"))?);
+    }
+    Ok(())
 }
 
 /// The value of a run of digits that prints back as the same digits.
@@ -840,9 +910,11 @@ pub fn decode_if_contains(
             .get(first.at..first.at + first.length)
             .unwrap_or_default();
         let count = memchr::memchr_iter(NUMBER_MARKER, text).count();
+        let mut field = Vec::with_capacity(group.len());
         for position in 0..count {
-            for &member in &group {
-                let value = number_reader.varint()?;
+            field.clear();
+            unpack_field(&mut number_reader, group.len(), &mut field)?;
+            for (&member, &value) in group.iter().zip(&field) {
                 let line = numbered.get(member).ok_or(BlockError("no such line"))?;
                 let slot = numbers
                     .get_mut(line.first_number + position)
@@ -1213,6 +1285,47 @@ mod tests {
         let refs: Vec<&LogEntry> = lines.iter().collect();
         let decoded = decode(&encode(&refs, 3).bytes).unwrap();
         assert_eq!(decoded.stored_text(0), b"\x1e stdout F ts=\x1e");
+    }
+
+    #[test]
+    fn fields_are_bit_packed_from_their_smallest_value() {
+        let cases: [&[u64]; 5] = [
+            &[],
+            &[7, 7, 7],
+            &[10, 11, 12, 13, 14, 15, 16, 17, 18],
+            &[0, u64::MAX, 3],
+            &[999_999_999_999_999_999, 5, 1 << 40],
+        ];
+        for values in cases {
+            let mut packed = Vec::new();
+            pack_field(values, &mut packed);
+            let mut reader = Reader {
+                bytes: &packed,
+                at: 0,
+            };
+            let mut back = Vec::new();
+            unpack_field(&mut reader, values.len(), &mut back).unwrap();
+            assert_eq!(back, values);
+            assert_eq!(reader.at, packed.len());
+        }
+        // A constant costs its value and a zero width; nine values in 0..=8 cost 4 bits each.
+        let mut packed = Vec::new();
+        pack_field(&[7, 7, 7, 7], &mut packed);
+        assert_eq!(packed, [7, 0]);
+        packed.clear();
+        pack_field(&[10, 11, 12, 13, 14, 15, 16, 17, 18], &mut packed);
+        assert_eq!(packed.len(), 2 + 5);
+        // Truncated or too wide: errors.
+        let mut reader = Reader {
+            bytes: &[0, 65],
+            at: 0,
+        };
+        assert!(unpack_field(&mut reader, 1, &mut Vec::new()).is_err());
+        let mut reader = Reader {
+            bytes: &[0, 8],
+            at: 0,
+        };
+        assert!(unpack_field(&mut reader, 1, &mut Vec::new()).is_err());
     }
 
     #[test]
