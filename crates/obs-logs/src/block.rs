@@ -189,49 +189,66 @@ fn is_id(run: &[u8]) -> bool {
 /// itself keeps its numbers in place).
 const NUMBER_MARKER: u8 = 0x1d;
 
-/// Lines with the same stored text (the same template) in the order the first of each comes.
-fn templates<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut index: std::collections::HashMap<&[u8], usize, foldhash::fast::RandomState> =
+/// The fields of the numbers of `lines` (stored texts): for each line, the field of each of
+/// its numbers, and how many fields there are. A number's field is the text just before it (up
+/// to 16 bytes, not past the previous marker) and how many numbers of the line came after the
+/// same text before it: `"duration_ms":` is one field in every template that has it, and the
+/// four octets of an address are four.
+fn number_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> (Vec<Vec<usize>>, usize) {
+    let mut fields: std::collections::HashMap<(&[u8], usize), usize, foldhash::fast::RandomState> =
         std::collections::HashMap::default();
-    for (position, line) in lines.enumerate() {
-        let group = *index.entry(line).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        if let Some(members) = groups.get_mut(group) {
-            members.push(position);
+    let mut per_line = Vec::new();
+    let mut seen: Vec<(&[u8], usize)> = Vec::new();
+    for text in lines {
+        let mut line_fields = Vec::new();
+        seen.clear();
+        let mut previous_marker = 0;
+        for (at, &byte) in text.iter().enumerate() {
+            if !matches!(byte, MARKER | ID_MARKER | NUMBER_MARKER) {
+                continue;
+            }
+            if byte == NUMBER_MARKER {
+                let from = at.saturating_sub(16).max(previous_marker);
+                let context = text.get(from..at).unwrap_or_default();
+                let occurrence = match seen.iter_mut().find(|(seen, _)| *seen == context) {
+                    Some((_, count)) => {
+                        *count += 1;
+                        *count
+                    }
+                    None => {
+                        seen.push((context, 0));
+                        0
+                    }
+                };
+                let next = fields.len();
+                line_fields.push(*fields.entry((context, occurrence)).or_insert(next));
+            }
+            previous_marker = at + 1;
         }
+        per_line.push(line_fields);
     }
-    groups
+    (per_line, fields.len())
 }
 
-/// The numbers column: the lines grouped by template, and within a group the first number of
-/// every line, then the second, and so on, so that one field's values (a status, a port, a
-/// constant) lie together. `numbered_lines` are (first number, start, end in `stored`).
+/// The numbers column: per field (see [`number_fields`]), in order of first use, the field's
+/// values in line order, bit-packed ([`pack_field`]). `numbered_lines` are (first number,
+/// start, end in `stored`).
 fn number_column(stored: &[u8], numbered_lines: &[(usize, usize, usize)], numbers: &[u64]) -> Vec<u8> {
-    let mut column = Vec::with_capacity(numbers.len() * 2);
     let texts = numbered_lines
         .iter()
         .map(|&(_, start, end)| stored.get(start..end).unwrap_or_default());
-    for group in templates(texts) {
-        let Some(&first) = group.first() else { continue };
-        let Some(&(_, start, end)) = numbered_lines.get(first) else {
-            continue;
-        };
-        let count = memchr::memchr_iter(NUMBER_MARKER, stored.get(start..end).unwrap_or_default()).count();
-        let mut field = Vec::with_capacity(group.len());
-        for position in 0..count {
-            field.clear();
-            field.extend(group.iter().map(|&member| {
-                numbered_lines
-                    .get(member)
-                    .and_then(|&(first_number, _, _)| numbers.get(first_number + position))
-                    .copied()
-                    .unwrap_or(0)
-            }));
-            pack_field(&field, &mut column);
+    let (per_line, field_count) = number_fields(texts);
+    let mut by_field: Vec<Vec<u64>> = vec![Vec::new(); field_count];
+    for (&(first_number, _, _), line_fields) in numbered_lines.iter().zip(&per_line) {
+        for (position, &field) in line_fields.iter().enumerate() {
+            if let Some(values) = by_field.get_mut(field) {
+                values.push(numbers.get(first_number + position).copied().unwrap_or(0));
+            }
         }
+    }
+    let mut column = Vec::with_capacity(numbers.len() * 2);
+    for values in &by_field {
+        pack_field(values, &mut column);
     }
     column
 }
@@ -902,25 +919,31 @@ pub fn decode_if_contains(
             .get(line.at..line.at + line.length)
             .unwrap_or_default()
     });
-    for group in templates(texts) {
-        let Some(first) = group.first().and_then(|&member| numbered.get(member)) else {
-            continue;
-        };
-        let text = stored_lines
-            .get(first.at..first.at + first.length)
-            .unwrap_or_default();
-        let count = memchr::memchr_iter(NUMBER_MARKER, text).count();
-        let mut field = Vec::with_capacity(group.len());
-        for position in 0..count {
-            field.clear();
-            unpack_field(&mut number_reader, group.len(), &mut field)?;
-            for (&member, &value) in group.iter().zip(&field) {
-                let line = numbered.get(member).ok_or(BlockError("no such line"))?;
-                let slot = numbers
-                    .get_mut(line.first_number + position)
-                    .ok_or(BlockError("a number past the last"))?;
-                *slot = value;
+    let (per_line, field_count) = number_fields(texts);
+    let mut counts = vec![0usize; field_count];
+    for line_fields in &per_line {
+        for &field in line_fields {
+            if let Some(count) = counts.get_mut(field) {
+                *count += 1;
             }
+        }
+    }
+    let mut by_field: Vec<std::vec::IntoIter<u64>> = Vec::with_capacity(field_count);
+    for count in counts {
+        let mut values = Vec::with_capacity(count);
+        unpack_field(&mut number_reader, count, &mut values)?;
+        by_field.push(values.into_iter());
+    }
+    for (line, line_fields) in numbered.iter().zip(&per_line) {
+        for (position, &field) in line_fields.iter().enumerate() {
+            let value = by_field
+                .get_mut(field)
+                .and_then(Iterator::next)
+                .ok_or(BlockError("numbers and their places disagree"))?;
+            let slot = numbers
+                .get_mut(line.first_number + position)
+                .ok_or(BlockError("a number past the last"))?;
+            *slot = value;
         }
     }
     if number_reader.at != number_bytes.len() {
