@@ -1,6 +1,7 @@
 //! Arbitrary bytes as stored log blocks, and arbitrary entries through the block encoder: the
 //! decoder never panics on damaged bytes; a block decodes to exactly the entries encoded; and
-//! what it rules out or finds for a substring is exactly what its lines hold.
+//! what it rules out or finds for a substring is exactly what its lines hold; its key filter
+//! holds its keys.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -41,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
         });
     }
     let refs: Vec<&LogEntry> = entries.iter().collect();
-    let bytes = encode(&refs, 1).bytes;
+    // The needle as a correlation key of every entry: the block's key filter must hold it.
+    let key = obs_logs::block::key_hash("k", &needle);
+    let bytes = encode(&refs, &[key], 1).bytes;
+    assert!(obs_logs::block::may_hold_keys(&bytes, &[key]), "a key of the block was ruled out");
     let decoded = decode(&bytes).expect("a block just encoded decodes");
     assert_eq!(decoded.len(), entries.len());
     for (index, entry) in entries.iter().enumerate() {

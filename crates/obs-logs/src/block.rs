@@ -362,7 +362,7 @@ fn digit_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
 /// with a digit: trace, span, run and user ids, hashes) go to a dictionary of the block, each
 /// distinct id once, compressed by itself: a substring filter whose needle holds an id reads
 /// only the dictionary to rule a block out.
-pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
+pub fn encode(entries: &[&LogEntry], keys: &[u64], level: i32) -> Encoded {
     let line_bytes: usize = entries.iter().map(|entry| entry.line.len()).sum();
     let mut columns = Vec::with_capacity(entries.len() * 12);
     let mut previous_ms = 0i64;
@@ -564,6 +564,9 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
         put_varint(&mut bytes, frame.len() as u64);
         put_varint(&mut bytes, packed.len() as u64);
     }
+    let bloom = key_bloom(keys);
+    put_varint(&mut bytes, bloom.len() as u64);
+    bytes.extend_from_slice(&bloom);
     for packed in &compressed {
         bytes.extend_from_slice(packed);
     }
@@ -578,6 +581,133 @@ pub fn encode(entries: &[&LogEntry], level: i32) -> Encoded {
         min_ns: entries.first().map_or(0, |entry| entry.timestamp_ns),
         max_ns: entries.iter().map(|entry| entry.timestamp_ns).max().unwrap_or(0),
     }
+}
+
+/// The hash of a correlation key (`name`, `value`): 64-bit FNV-1a over the name, a zero byte
+/// and the value (stable across versions and processes: it is on disk).
+pub fn key_hash(name: &str, value: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes().chain([0]).chain(value.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// Probes per key in a block's key filter.
+const BLOOM_PROBES: u64 = 4;
+
+/// The bit positions of `key` in a filter of `bits` bits (double hashing over the key's hash,
+/// mixed first so that near keys spread).
+fn bloom_positions(key: u64, bits: u64) -> impl Iterator<Item = u64> {
+    let mut mixed = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    mixed ^= mixed >> 31;
+    let (first, step) = (mixed & 0xffff_ffff, (mixed >> 32) | 1);
+    (0..BLOOM_PROBES).map(move |probe| first.wrapping_add(probe.wrapping_mul(step)) % bits.max(1))
+}
+
+/// A Bloom filter of a block's correlation keys: 10 bits a key (about 1 % false positives),
+/// 8 bytes at least, none for a block without keys.
+fn key_bloom(keys: &[u64]) -> Vec<u8> {
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let bytes = (keys.len() * 10).div_ceil(8).max(8);
+    let mut bloom = vec![0u8; bytes];
+    let bits = bytes as u64 * 8;
+    for &key in keys {
+        for position in bloom_positions(key, bits) {
+            if let Some(byte) = bloom.get_mut((position / 8) as usize) {
+                *byte |= 1 << (position % 8);
+            }
+        }
+    }
+    bloom
+}
+
+/// Whether the block in `bytes` may hold every key of `keys` (hashes, [`key_hash`]), told
+/// from its key filter without decompressing anything; a damaged block may.
+pub fn may_hold_keys(bytes: &[u8], keys: &[u64]) -> bool {
+    let Ok((header, _)) = parse_header(bytes) else {
+        return true;
+    };
+    let bits = header.bloom.len() as u64 * 8;
+    keys.iter().all(|&key| {
+        bits > 0
+            && bloom_positions(key, bits).all(|position| {
+                header
+                    .bloom
+                    .get((position / 8) as usize)
+                    .is_some_and(|byte| byte & (1 << (position % 8)) != 0)
+            })
+    })
+}
+
+/// A block's header, read.
+struct Header<'a> {
+    flags: u8,
+    count: usize,
+    /// Per frame: raw size, where its compressed bytes start, compressed size.
+    frames: [(usize, usize, usize); 4],
+    bloom: &'a [u8],
+}
+
+/// Checks the trailer and reads the header of a block; the bytes before the trailer too.
+fn parse_header(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), BlockError> {
+    let body_length = bytes
+        .len()
+        .checked_sub(8)
+        .ok_or(BlockError("shorter than its trailer"))?;
+    if bytes.get(body_length + 4..) != Some(TRAILER_MAGIC.as_slice())
+        || bytes
+            .get(body_length..body_length + 4)
+            .map(|length| u32::from_le_bytes(length.try_into().unwrap_or_default()) as usize)
+            != Some(body_length)
+    {
+        return Err(BlockError("bad trailer"));
+    }
+    let bytes = bytes.get(..body_length).unwrap_or_default();
+    let version = *bytes.first().ok_or(BlockError("empty"))?;
+    if version != VERSION {
+        return Err(BlockError("unknown version"));
+    }
+    let flags = *bytes.get(1).ok_or(BlockError("no flags"))?;
+    let mut header = Reader { bytes, at: 3 };
+    let count = usize::try_from(header.varint()?).map_err(|_| BlockError("count too large"))?;
+    let mut frames = [(0usize, 0usize, 0usize); 4];
+    let mut total = 0usize;
+    for frame in &mut frames {
+        let size = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
+        let compressed = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
+        total = total.saturating_add(size);
+        *frame = (size, 0, compressed);
+    }
+    // Each entry takes at least four bytes of columns (two timestamp parts, a descriptor, a
+    // metadata count).
+    if total > MAX_PAYLOAD_BYTES || count > frames[2].0 / 4 {
+        return Err(BlockError("sizes out of range"));
+    }
+    let bloom_length = header.length()?;
+    let bloom = bytes.get(header.at..header.at + bloom_length).unwrap_or_default();
+    let mut at = header.at + bloom_length;
+    for frame in &mut frames {
+        frame.1 = at;
+        at = at.checked_add(frame.2).ok_or(BlockError("size too large"))?;
+    }
+    if at != bytes.len() {
+        return Err(BlockError("frames and their sizes disagree"));
+    }
+    Ok((
+        Header {
+            flags,
+            count,
+            frames,
+            bloom,
+        },
+        bytes,
+    ))
 }
 
 /// Why a block could not be read.
@@ -742,48 +872,10 @@ pub fn decode_if_contains(
     bytes: &[u8],
     needles: &[memchr::memmem::Finder<'_>],
 ) -> Result<Option<Decoded>, BlockError> {
-    let body_length = bytes
-        .len()
-        .checked_sub(8)
-        .ok_or(BlockError("shorter than its trailer"))?;
-    if bytes.get(body_length + 4..) != Some(TRAILER_MAGIC.as_slice())
-        || bytes
-            .get(body_length..body_length + 4)
-            .map(|length| u32::from_le_bytes(length.try_into().unwrap_or_default()) as usize)
-            != Some(body_length)
-    {
-        return Err(BlockError("bad trailer"));
-    }
-    let bytes = bytes.get(..body_length).unwrap_or_default();
-    let version = *bytes.first().ok_or(BlockError("empty"))?;
-    if version != VERSION {
-        return Err(BlockError("unknown version"));
-    }
-    let flags = *bytes.get(1).ok_or(BlockError("no flags"))?;
-    let mut header = Reader { bytes, at: 3 };
-    let count = usize::try_from(header.varint()?).map_err(|_| BlockError("count too large"))?;
-    // The three frames: (raw size, where the compressed bytes start, compressed size).
-    let mut frames = [(0usize, 0usize, 0usize); 4];
-    let mut total = 0usize;
-    for frame in &mut frames {
-        let size = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
-        let compressed = usize::try_from(header.varint()?).map_err(|_| BlockError("size too large"))?;
-        total = total.saturating_add(size);
-        *frame = (size, 0, compressed);
-    }
-    // Each entry takes at least four bytes of columns (two timestamp parts, a descriptor, a
-    // metadata count).
-    if total > MAX_PAYLOAD_BYTES || count > frames[2].0 / 4 {
-        return Err(BlockError("sizes out of range"));
-    }
-    let mut at = header.at;
-    for frame in &mut frames {
-        frame.1 = at;
-        at = at.checked_add(frame.2).ok_or(BlockError("size too large"))?;
-    }
-    if at != bytes.len() {
-        return Err(BlockError("frames and their sizes disagree"));
-    }
+    let (header, bytes) = parse_header(bytes)?;
+    let Header {
+        flags, count, frames, ..
+    } = header;
     let frame = |index: usize| -> Result<Vec<u8>, BlockError> {
         let (size, start, compressed) = frames.get(index).copied().unwrap_or_default();
         decompress(bytes.get(start..start + compressed).unwrap_or_default(), size)
@@ -1234,7 +1326,7 @@ mod tests {
 
     fn round_trip(entries: &[LogEntry]) -> Vec<LogEntry> {
         let refs: Vec<&LogEntry> = entries.iter().collect();
-        let encoded = encode(&refs, 3);
+        let encoded = encode(&refs, &[], 3);
         assert_eq!(encoded.entries as usize, entries.len());
         let decoded = decode(&encoded.bytes).unwrap();
         (0..decoded.len())
@@ -1306,8 +1398,29 @@ mod tests {
             &[],
         )];
         let refs: Vec<&LogEntry> = lines.iter().collect();
-        let decoded = decode(&encode(&refs, 3).bytes).unwrap();
+        let decoded = decode(&encode(&refs, &[], 3).bytes).unwrap();
         assert_eq!(decoded.stored_text(0), b"\x1e stdout F ts=\x1e");
+    }
+
+    #[test]
+    fn the_key_filter_holds_the_block_keys() {
+        let lines = [entry(TS, "hello", &[])];
+        let refs: Vec<&LogEntry> = lines.iter().collect();
+        let keys: Vec<u64> = (0..300)
+            .map(|run| key_hash("run_id", &format!("r-{run}")))
+            .collect();
+        let bytes = encode(&refs, &keys, 3).bytes;
+        assert!(keys.iter().all(|key| may_hold_keys(&bytes, &[*key])));
+        assert!(may_hold_keys(&bytes, &keys[..3]));
+        let strangers = (300..10_300)
+            .filter(|run| may_hold_keys(&bytes, &[key_hash("run_id", &format!("r-{run}"))]))
+            .count();
+        assert!(strangers < 300, "{strangers} false positives in 10,000");
+        // No keys: no filter, and no key can be there.
+        let bare = encode(&refs, &[], 3).bytes;
+        assert!(!may_hold_keys(&bare, &[keys[0]]));
+        assert!(may_hold_keys(&bare, &[]));
+        assert_eq!(decode(&bytes).unwrap().entry(0).unwrap(), lines[0]);
     }
 
     #[test]
@@ -1359,7 +1472,7 @@ mod tests {
             entry(TS + 2, "POST /api 200 in 13ms", &[]),
         ];
         let refs: Vec<&LogEntry> = lines.iter().collect();
-        let decoded = decode(&encode(&refs, 3).bytes).unwrap();
+        let decoded = decode(&encode(&refs, &[], 3).bytes).unwrap();
         assert_eq!(decoded.stored_lines[0], 2, "two templates");
         assert_eq!(decoded.stored_text(0), decoded.stored_text(1));
         assert_eq!(decoded.stored_text(0), b"GET /api \x1d in \x1dms user=\x1f");
@@ -1385,7 +1498,7 @@ mod tests {
             ),
         ];
         let refs: Vec<&LogEntry> = lines.iter().collect();
-        let bytes = encode(&refs, 3).bytes;
+        let bytes = encode(&refs, &[], 3).bytes;
         let decoded = decode(&bytes).unwrap();
         let finder = |needle: &'static str| memchr::memmem::Finder::new(needle);
         let read_for =
@@ -1419,7 +1532,7 @@ mod tests {
     fn damaged_blocks_are_errors() {
         let lines = [entry(TS, "2026-12-07T10:11:12.345Z hello", &[("k", "v")])];
         let refs: Vec<&LogEntry> = lines.iter().collect();
-        let bytes = encode(&refs, 3).bytes;
+        let bytes = encode(&refs, &[], 3).bytes;
         assert!(decode(&[]).is_err());
         assert!(decode(&[2]).is_err());
         for cut in 0..bytes.len() {
@@ -1447,6 +1560,7 @@ mod tests {
             put_varint(&mut forged, packed.len() as u64);
             put_varint(&mut forged, 0);
             put_varint(&mut forged, 0);
+            put_varint(&mut forged, 0);
             forged.extend_from_slice(&lines);
             forged.extend_from_slice(&packed);
             let length = forged.len() as u32;
@@ -1463,7 +1577,7 @@ mod tests {
     fn a_block_is_found_at_the_end_of_larger_bytes() {
         let lines = [entry(TS, "hello", &[])];
         let refs: Vec<&LogEntry> = lines.iter().collect();
-        let bytes = encode(&refs, 3).bytes;
+        let bytes = encode(&refs, &[], 3).bytes;
         let mut document = b"some header".to_vec();
         document.extend_from_slice(&bytes);
         assert_eq!(at_end(&document), Some(bytes.as_slice()));
@@ -1535,7 +1649,7 @@ mod tests {
                 entries.push(entry(ts, &line, &[]));
             }
             let refs: Vec<&LogEntry> = entries.iter().collect();
-            let bytes = encode(&refs, 1).bytes;
+            let bytes = encode(&refs, &[], 1).bytes;
             let decoded = decode(&bytes).unwrap();
             let back: Vec<LogEntry> = (0..decoded.len())
                 .map(|index| decoded.entry(index).unwrap())
@@ -1586,7 +1700,7 @@ mod tests {
             ),
         ];
         let refs: Vec<&LogEntry> = lines.iter().collect();
-        let decoded = decode(&encode(&refs, 3).bytes).unwrap();
+        let decoded = decode(&encode(&refs, &[], 3).bytes).unwrap();
         assert_eq!(decoded.dictionary, b"4bf92f3577b34da6a3ce929d0e0e4736\na5884caf");
         assert_eq!(decoded.references, vec![0, 1, 0]);
         assert_eq!(decoded.numbers, vec![1], "the 1 of b1 is a number");
@@ -1605,12 +1719,12 @@ mod tests {
             ),
         ];
         let stamped_refs: Vec<&LogEntry> = stamped.iter().collect();
-        let decoded_stamped = decode(&encode(&stamped_refs, 3).bytes).unwrap();
+        let decoded_stamped = decode(&encode(&stamped_refs, &[], 3).bytes).unwrap();
         assert_eq!(decoded_stamped.dictionary, b"4bf92f3577b34da6");
         assert_eq!(decoded_stamped.references, vec![0, 0, 0]);
         let finder = |needle: &'static str| memchr::memmem::Finder::new(needle);
         let read_for = |needle: &'static str| {
-            decode_if_contains(&encode(&refs, 3).bytes, &[finder(needle)])
+            decode_if_contains(&encode(&refs, &[], 3).bytes, &[finder(needle)])
                 .unwrap()
                 .is_some()
         };

@@ -13,8 +13,6 @@
 //!   Tokens of 40 bytes or more and tokens with a digit (ids, hashes, numbers: most of the
 //!   distinct words of a log; ids are found through the correlation keys instead) are not
 //!   indexed;
-//! - `key_hashes` (u64, indexed): the hash of each distinct correlation key (`name`, `value`)
-//!   of the block's entries;
 //! - `block` (bytes, stored): the block (`block`), compressed by itself, so the doc store adds
 //!   no compression of its own.
 
@@ -123,7 +121,6 @@ struct Fields {
     line_bytes: Field,
     level: Field,
     line: Field,
-    keys: Field,
     block: Field,
 }
 
@@ -146,9 +143,6 @@ fn schema() -> (Schema, Fields) {
                 .set_fieldnorms(false),
         ),
     );
-    // A hash per key, not its text: 8 bytes a term instead of up to 300, and the store
-    // checks every entry's keys anyway, so a collision costs a block read, not a wrong answer.
-    let keys = builder.add_u64_field("key_hashes", INDEXED);
     let block = builder.add_bytes_field("block", BytesOptions::default().set_stored());
     (
         builder.build(),
@@ -161,7 +155,6 @@ fn schema() -> (Schema, Fields) {
             line_bytes,
             level,
             line,
-            keys,
             block,
         },
     )
@@ -192,8 +185,6 @@ pub(crate) struct NewBlock {
     pub(crate) encoded: Encoded,
     /// The distinct indexed words of its lines, space-separated.
     pub(crate) words: String,
-    /// Its distinct correlation keys, hashed ([`key_hash`]).
-    pub(crate) keys: Vec<u64>,
 }
 
 impl NewBlock {
@@ -208,7 +199,7 @@ impl NewBlock {
         for (entry, entry_keys) in entries {
             add_words(&entry.line, &mut words);
             for (name, value) in *entry_keys {
-                keys.insert(key_hash(name, value));
+                keys.insert(block::key_hash(name, value));
             }
         }
         let refs: Vec<&LogEntry> = entries.iter().map(|(entry, _)| *entry).collect();
@@ -216,9 +207,8 @@ impl NewBlock {
         words.sort_unstable();
         NewBlock {
             stream,
-            encoded: block::encode(&refs, zstd_level),
+            encoded: block::encode(&refs, &keys.iter().copied().collect::<Vec<u64>>(), zstd_level),
             words: words.join(" "),
-            keys: keys.into_iter().collect(),
         }
     }
 }
@@ -256,8 +246,6 @@ pub(crate) struct DayQuery<'a> {
     pub(crate) end_ns: i64,
     /// Lowercased tokens every matching line contains.
     pub(crate) tokens: &'a [String],
-    /// `name=value` key terms every matching entry carries.
-    pub(crate) keys: &'a [(String, String)],
 }
 
 /// One block found: where it is and what the index knows of it.
@@ -386,9 +374,6 @@ impl DayIndex {
         document.add_u64(self.fields.line_bytes, block.encoded.line_bytes);
         document.add_u64(self.fields.level, block.encoded.level.max(0) as u64);
         document.add_text(self.fields.line, &block.words);
-        for key in &block.keys {
-            document.add_u64(self.fields.keys, *key);
-        }
         document.add_bytes(self.fields.block, block.encoded.bytes.as_slice());
         document
     }
@@ -499,15 +484,6 @@ impl DayIndex {
                 )),
             ));
         }
-        for (name, value) in query.keys {
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_u64(self.fields.keys, key_hash(name, value)),
-                    IndexRecordOption::Basic,
-                )),
-            ));
-        }
         searcher
             .search(&BooleanQuery::new(clauses), &BlockCollector)
             .map_err(|err| index_error(&self.path, err))
@@ -610,17 +586,6 @@ impl DocStores {
         slot.as_ref()
             .ok_or_else(|| std::io::Error::other("no store reader"))
     }
-}
-
-/// The hash of a correlation key in the `key_hashes` field: 64-bit FNV-1a over the name, a
-/// zero byte and the value (stable across versions and processes: it is on disk).
-fn key_hash(name: &str, value: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes().chain([0]).chain(value.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
 }
 
 /// The indexed tokens of `needle` that every line containing `needle` has as whole tokens: a
@@ -780,12 +745,8 @@ mod tests {
         index.reload().unwrap();
         index.add_and_commit(&[block(0, &third, "r-3")], 50).unwrap();
         index.reload().unwrap();
-        let search = |streams: &[u32], start, end, tokens: &[&str], keys: &[(&str, &str)]| {
+        let search = |streams: &[u32], start, end, tokens: &[&str]| {
             let tokens: Vec<String> = tokens.iter().map(|token| (*token).to_owned()).collect();
-            let keys: Vec<(String, String)> = keys
-                .iter()
-                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-                .collect();
             let mut found: Vec<(u32, i64, i64)> = index
                 .search(
                     &index.searcher(),
@@ -794,7 +755,6 @@ mod tests {
                         start_ns: start,
                         end_ns: end,
                         tokens: &tokens,
-                        keys: &keys,
                     },
                 )
                 .unwrap()
@@ -805,24 +765,41 @@ mod tests {
             found
         };
         assert_eq!(
-            search(&[0, 1], 0, 100, &[], &[]),
+            search(&[0, 1], 0, 100, &[]),
             vec![(0, 10, 30), (0, 40, 40), (1, 20, 20)]
         );
-        assert_eq!(search(&[0], 0, 100, &[], &[]), vec![(0, 10, 30), (0, 40, 40)]);
+        assert_eq!(search(&[0], 0, 100, &[]), vec![(0, 10, 30), (0, 40, 40)]);
         // Overlap with [start, end): a block spanning the range counts, one ending before it not.
-        assert_eq!(search(&[0, 1], 15, 25, &[], &[]), vec![(0, 10, 30), (1, 20, 20)]);
-        assert_eq!(search(&[0, 1], 31, 40, &[], &[]), vec![]);
-        assert_eq!(search(&[0, 1], 31, 41, &[], &[]), vec![(0, 40, 40)]);
-        assert_eq!(search(&[0, 1], 0, 100, &["refused"], &[]), vec![(1, 20, 20)]);
+        assert_eq!(search(&[0, 1], 15, 25, &[]), vec![(0, 10, 30), (1, 20, 20)]);
+        assert_eq!(search(&[0, 1], 31, 40, &[]), vec![]);
+        assert_eq!(search(&[0, 1], 31, 41, &[]), vec![(0, 40, 40)]);
+        assert_eq!(search(&[0, 1], 0, 100, &["refused"]), vec![(1, 20, 20)]);
         assert_eq!(
-            search(&[0, 1], 0, 100, &["get", "api"], &[]),
+            search(&[0, 1], 0, 100, &["get", "api"]),
             vec![(0, 10, 30), (0, 40, 40)]
         );
-        assert_eq!(
-            search(&[0, 1], 0, 100, &[], &[("run_id", "r-3")]),
-            vec![(0, 40, 40)]
-        );
-        assert!(search(&[], 0, 100, &[], &[]).is_empty());
+        // Correlation keys are in each block's key filter, not in the index.
+        let searcher = index.searcher();
+        let with_run = |run: &str| -> Vec<(u32, i64)> {
+            let mut found: Vec<(u32, i64)> = index
+                .all_blocks(&searcher)
+                .unwrap()
+                .iter()
+                .filter(|hit| {
+                    let bytes = index
+                        .read_bytes(&mut DocStores::new(&searcher), hit.address)
+                        .unwrap();
+                    block::may_hold_keys(bytes.as_slice(), &[block::key_hash("run_id", run)])
+                })
+                .map(|hit| (hit.stream, hit.min_ns))
+                .collect();
+            found.sort();
+            found
+        };
+        assert_eq!(with_run("r-3"), vec![(0, 40)]);
+        assert_eq!(with_run("r-1"), vec![(0, 10)]);
+        assert!(with_run("r-9").is_empty());
+        assert!(search(&[], 0, 100, &[]).is_empty());
         let hits = index.all_blocks(&index.searcher()).unwrap();
         let second_hit = hits.iter().find(|hit| hit.stream == 1).unwrap();
         assert_eq!((second_hit.entries, second_hit.line_bytes), (1, 24));
@@ -850,7 +827,7 @@ mod tests {
         let merged = [first[0].clone(), first[1].clone(), third[0].clone()];
         index.replace(&old, &[block(0, &merged, "r-1")]).unwrap();
         index.reload().unwrap();
-        assert_eq!(search(&[0, 1], 0, 100, &[], &[]), vec![(0, 10, 40), (1, 20, 20)]);
+        assert_eq!(search(&[0, 1], 0, 100, &[]), vec![(0, 10, 40), (1, 20, 20)]);
         assert_eq!(index.indexed_through().unwrap(), 50);
         assert_eq!(
             index.searcher().segment_readers().len(),
@@ -915,9 +892,9 @@ mod tests {
     #[test]
     fn key_hashes_are_fnv_1a_of_name_zero_value() {
         // Stable values: they are on disk.
-        assert_eq!(key_hash("", ""), 0xaf63_bd4c_8601_b7df);
-        assert_ne!(key_hash("run_id", "r-1"), key_hash("run_id", "r-2"));
-        assert_ne!(key_hash("a", "bc"), key_hash("ab", "c"));
+        assert_eq!(block::key_hash("", ""), 0xaf63_bd4c_8601_b7df);
+        assert_ne!(block::key_hash("run_id", "r-1"), block::key_hash("run_id", "r-2"));
+        assert_ne!(block::key_hash("a", "bc"), block::key_hash("ab", "c"));
     }
 
     #[test]

@@ -1045,6 +1045,11 @@ impl LogStore {
         let filter = BlockFilter {
             finders: &finders,
             keys: &selection.keys,
+            key_hashes: selection
+                .keys
+                .iter()
+                .map(|(name, value)| block::key_hash(name, value))
+                .collect(),
             key_names: &self.options.correlation_keys,
         };
         // One search per day. Its blocks are read in the delivery order of their first entry
@@ -1069,7 +1074,6 @@ impl LogStore {
                             start_ns: day_start,
                             end_ns: day_end,
                             tokens: &tokens,
-                            keys: &selection.keys,
                         },
                     )
                     .map_err(LogsError::Storage)?;
@@ -1172,6 +1176,8 @@ impl LogStore {
 struct BlockFilter<'a> {
     finders: &'a [memchr::memmem::Finder<'a>],
     keys: &'a [(String, String)],
+    /// The keys' hashes, checked against each block's key filter before it is decoded.
+    key_hashes: Vec<u64>,
     key_names: &'a [String],
 }
 
@@ -1226,6 +1232,9 @@ fn filter_block(
     let Some(labels) = labels else {
         return Ok(Vec::new());
     };
+    if !block::may_hold_keys(bytes, &filter.key_hashes) {
+        return Ok(Vec::new());
+    }
     let Some(decoded) = block::decode_if_contains(bytes, filter.finders)? else {
         return Ok(Vec::new());
     };
