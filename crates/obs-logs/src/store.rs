@@ -1083,12 +1083,32 @@ impl LogStore {
                     blocks.sort_by_key(|hit| (hit.min_ns, hit.address));
                 }
                 let mut stores = DocStores::new(searcher);
-                for batch in blocks.chunks(read_batch()) {
-                    let mut read = Vec::with_capacity(batch.len());
-                    for hit in batch {
+                // A key lookup first drops the blocks whose key filter rules the keys out (read
+                // in place, nothing decompressed), so that only the few left go to the threads.
+                let mut prefetched: HashMap<tantivy::DocAddress, tantivy::directory::OwnedBytes> =
+                    HashMap::new();
+                if !filter.key_hashes.is_empty() {
+                    let mut kept = Vec::with_capacity(blocks.len());
+                    for hit in blocks {
                         let bytes = index
                             .read_bytes(&mut stores, hit.address)
                             .map_err(LogsError::Storage)?;
+                        if block::may_hold_keys(bytes.as_slice(), &filter.key_hashes) {
+                            prefetched.insert(hit.address, bytes);
+                            kept.push(hit);
+                        }
+                    }
+                    blocks = kept;
+                }
+                for batch in blocks.chunks(read_batch()) {
+                    let mut read = Vec::with_capacity(batch.len());
+                    for hit in batch {
+                        let bytes = match prefetched.remove(&hit.address) {
+                            Some(bytes) => bytes,
+                            None => index
+                                .read_bytes(&mut stores, hit.address)
+                                .map_err(LogsError::Storage)?,
+                        };
                         let labels = labels_of.get(&hit.stream).cloned();
                         read.push((bytes, labels));
                     }
