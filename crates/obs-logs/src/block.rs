@@ -10,13 +10,17 @@
 //!   fewer compressed bytes for container lines);
 //! - ids (runs of letters and digits of 8 bytes or more with a digit: trace, span, run and
 //!   user ids, hashes), each distinct id once in the block's dictionary, the first frame;
-//! - numbers, as varints in the last frame, grouped by template and field.
+//! - numbers, bit-packed per field (the text before them) in the last frame.
+//!
+//! Each distinct line left (a template) is stored once per block, and a line names its
+//! template. The header holds a Bloom filter of the block's correlation keys, read in place:
+//! a key lookup decodes only the blocks that may hold the key.
 //!
 //! The dictionary and the stored lines decide, for most needles, that a block cannot hold a
 //! substring before anything else is decompressed ([`decode_if_contains`]); the rules are in
 //! `docs/format/logs.md`, and the property test below and the `log_block` fuzz target check
-//! them against the lines themselves. Measured on the logs benchmark: 12× smaller than the raw
-//! text with the index, against 4× for zstd over whole lines in tantivy's doc store.
+//! them against the lines themselves. Measured on the logs benchmark: 15.5× smaller than the
+//! raw text with the index, against 4× for zstd over whole lines in tantivy's doc store.
 //!
 //! The decoder is written for untrusted bytes: every length is checked, nothing panics, and the
 //! decompressed size is bounded before anything is allocated.

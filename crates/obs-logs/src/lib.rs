@@ -5,11 +5,12 @@
 //! write-ahead log before acknowledging, keeps them in an in-memory head (visible to queries at
 //! once) and flushes the head into one tantivy index per UTC day (`index`), with the stream
 //! registry in redb. A day index holds compressed blocks of one stream's entries ([`block`]),
-//! and indexes per block its stream, time range, words and correlation keys. Retention drops
-//! whole days. Correlation keys (`session_id`, `run_id`, `task_id`, `agent`, `trace_id`, …)
-//! are extracted at ingest ([`keys`]) and indexed, so a lookup reads only the blocks that hold
-//! the key; substring filters use the words inside the needle as an index pre-filter, and
-//! each block's id dictionary and stored lines rule most blocks out before they are read.
+//! and indexes per block its stream, time range and words. Retention drops whole days.
+//! Correlation keys (`session_id`, `run_id`, `task_id`, `agent`, `trace_id`, …) are extracted
+//! at ingest ([`keys`]) into each block's key filter, so a lookup decodes only the blocks that
+//! may hold the key; substring filters use the words inside the needle as an index
+//! pre-filter, and each block's id dictionary and templates rule most blocks out before they
+//! are decompressed.
 //!
 //! This crate knows nothing about HTTP or LogQL: the query engine reads it through
 //! [`store::LogStore::select`] and [`store::LogStore::streams`], which take the stream
