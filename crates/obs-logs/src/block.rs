@@ -1266,6 +1266,55 @@ impl Decoded {
         })
     }
 
+    /// The ids of the dictionary that hold the first id of `text` (a maximal run of letters
+    /// and digits of 8 bytes or more with a digit), one flag per id; `None` when `text` has no
+    /// id, or could overlap a timestamp (then no line can be ruled out by its ids).
+    pub fn ids_holding(&self, text: &str) -> Option<Vec<bool>> {
+        let bytes = text.as_bytes();
+        if may_touch_stamp(bytes) || has_marker(bytes) {
+            return None;
+        }
+        let run = alphanumeric_runs(bytes)
+            .filter_map(|(start, end)| bytes.get(start..end))
+            .find(|run| is_id(run))?;
+        let finder = memchr::memmem::Finder::new(run);
+        Some(
+            self.ids
+                .iter()
+                .map(|&(start, end)| {
+                    finder
+                        .find(self.dictionary.get(start..end).unwrap_or_default())
+                        .is_some()
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the line of entry `index` may hold, as it is written, a text whose first id is
+    /// held by the ids `holding` flags ([`Decoded::ids_holding`]): false only when the line's
+    /// ids were taken out, none of them is one of those, and the line has no backslash (so no
+    /// JSON or logfmt escape could spell the text differently).
+    pub fn line_may_hold(&self, index: usize, holding: &[bool]) -> bool {
+        let Some(line) = self.lines.get(index) else {
+            return false;
+        };
+        if !line.ids_extracted {
+            return true;
+        }
+        let stored = self.stored(line);
+        if stored.contains(&b'\\') {
+            return true;
+        }
+        let count = memchr::memchr_iter(ID_MARKER, stored).count();
+        (line.first_reference..line.first_reference + count).any(|reference| {
+            self.references
+                .get(reference)
+                .and_then(|&id| holding.get(id as usize))
+                .copied()
+                .unwrap_or(true)
+        })
+    }
+
     /// Whether the line of entry `index` contains `needle`.
     pub fn line_contains(&self, index: usize, needle: &memchr::memmem::Finder<'_>) -> bool {
         let Some(line) = self.lines.get(index) else {
@@ -1296,21 +1345,31 @@ fn has_marker(bytes: &[u8]) -> bool {
         .any(|byte| matches!(*byte, MARKER | ID_MARKER | NUMBER_MARKER))
 }
 
+/// Whether `text` could be how a timestamp the block replaces begins: the shape
+/// `YYYY-MM-DDTHH:MM:SS`, then `Z` or a fraction and `Z`, with a year from 1000 to 2999
+/// (timestamps in nanoseconds since 1970 end in 2262).
+fn is_stamp_prefix(text: &[u8]) -> bool {
+    const SHAPE: &[u8; 19] = b"dddd-dd-ddTdd:dd:dd";
+    text.iter().enumerate().all(|(at, &byte)| match SHAPE.get(at) {
+        Some(_) if at == 0 => byte == b'1' || byte == b'2',
+        Some(b'd') => byte.is_ascii_digit(),
+        Some(&expected) => byte == expected,
+        None if at == SHAPE.len() => byte == b'.' || (byte == b'Z' && at + 1 == text.len()),
+        None => byte.is_ascii_digit() || (byte == b'Z' && at + 1 == text.len()),
+    })
+}
+
 /// Whether an occurrence of `needle` in a line could overlap one of the line's timestamps: a
 /// needle made only of timestamp characters could lie inside one; one containing `Z` could
-/// contain one or start inside one (every stamp ends with `Z`); one ending in timestamp
-/// characters with a digit among them could end inside one (every stamp starts with a digit).
-/// A needle with the marker byte itself is treated so too.
+/// contain one or start inside one (every stamp ends with `Z`); one whose end could be how a
+/// stamp begins could end inside one. A needle with the marker byte itself is treated so too.
 fn may_touch_stamp(needle: &[u8]) -> bool {
     let stamp_byte = |byte: &u8| byte.is_ascii_digit() || b"-T:.Z".contains(byte) || *byte == MARKER;
     if needle.iter().all(stamp_byte) || needle.contains(&b'Z') || needle.contains(&MARKER) {
         return true;
     }
-    needle
-        .iter()
-        .rev()
-        .take_while(|byte| stamp_byte(byte))
-        .any(u8::is_ascii_digit)
+    let tail = needle.iter().rev().take_while(|byte| stamp_byte(byte)).count();
+    (needle.len() - tail..needle.len()).any(|start| is_stamp_prefix(needle.get(start..).unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -1404,6 +1463,34 @@ mod tests {
         let refs: Vec<&LogEntry> = lines.iter().collect();
         let decoded = decode(&encode(&refs, &[], 3).bytes).unwrap();
         assert_eq!(decoded.stored_text(0), b"\x1e stdout F ts=\x1e");
+    }
+
+    #[test]
+    fn lines_are_ruled_out_by_the_ids_they_refer_to() {
+        let lines = [
+            entry(TS, r#"{"run_id":"r-26dd11a11fc9","msg":"a"}"#, &[]),
+            entry(TS + 1, r#"{"run_id":"r-77aa11a11fc9","msg":"b"}"#, &[]),
+            entry(TS + 2, r#"{"run_id":"r-26dd\u0031","msg":"escaped"}"#, &[]),
+            entry(TS + 3, "no ids at all", &[]),
+        ];
+        let refs: Vec<&LogEntry> = lines.iter().collect();
+        let decoded = decode(&encode(&refs, &[], 3).bytes).unwrap();
+        let holding = decoded.ids_holding("r-26dd11a11fc9").unwrap();
+        let may: Vec<bool> = (0..4)
+            .map(|index| decoded.line_may_hold(index, &holding))
+            .collect();
+        assert_eq!(may, [true, false, true, false]);
+        // A part of an id is held by the ids it is part of.
+        let holding = decoded.ids_holding("11a11fc9").unwrap();
+        let may: Vec<bool> = (0..4)
+            .map(|index| decoded.line_may_hold(index, &holding))
+            .collect();
+        assert_eq!(may, [true, true, true, false]);
+        assert!(decoded.ids_holding("r-1").is_none(), "no id in it");
+        assert!(
+            decoded.ids_holding("2026-12-07T10:11:12Z").is_none(),
+            "may overlap a stamp"
+        );
     }
 
     #[test]
@@ -1740,10 +1827,33 @@ mod tests {
 
     #[test]
     fn needles_that_may_touch_a_stamp() {
-        for needle in ["2026", "12:00", "Z", "ok Z", "x 2026", "x 12:0", "-", "\u{1e}"] {
+        for needle in [
+            "2026",
+            "12:00",
+            "Z",
+            "ok Z",
+            "x 2026",
+            "x 2026-12-0",
+            "ts=2026-12-07T10:11:12.3",
+            "id-1",
+            "fc2",
+            "-",
+            "\u{1e}",
+        ] {
             assert!(may_touch_stamp(needle.as_bytes()), "{needle}");
         }
-        for needle in ["a5884caf", "user=a1b", "2026x", "GET /api", "12 ms", "T-ok"] {
+        for needle in [
+            "a5884caf",
+            "user=a1b",
+            "2026x",
+            "GET /api",
+            "12 ms",
+            "T-ok",
+            "x 12:0",
+            "r-26dd11a11fc9",
+            "x 2026:",
+            "x 2026:0",
+        ] {
             assert!(!may_touch_stamp(needle.as_bytes()), "{needle}");
         }
     }

@@ -1258,11 +1258,35 @@ fn filter_block(
     let Some(decoded) = block::decode_if_contains(bytes, filter.finders)? else {
         return Ok(Vec::new());
     };
+    // A key whose value holds an id rules out, before they are restored, the lines that do
+    // not refer to an id holding it, unless the value could come from the stream's labels or
+    // the entry's metadata instead.
+    let by_ids: Vec<(&str, Vec<bool>)> = filter
+        .keys
+        .iter()
+        .filter(|(_, value)| !labels.iter().any(|label| label.value == *value))
+        .filter_map(|(_, value)| {
+            decoded
+                .ids_holding(value)
+                .map(|holding| (value.as_str(), holding))
+        })
+        .collect();
     let timestamps = decoded.timestamps();
     let from = timestamps.partition_point(|ts| *ts < start_ns);
     let to = timestamps.partition_point(|ts| *ts < end_ns);
     let mut entries = Vec::new();
     for position in from..to {
+        if !by_ids.is_empty() {
+            let ruled_out = by_ids.iter().any(|(value, holding)| {
+                !decoded.line_may_hold(position, holding)
+                    && !decoded
+                        .metadata(position)
+                        .is_ok_and(|metadata| metadata.iter().any(|(_, have)| have == value))
+            });
+            if ruled_out {
+                continue;
+            }
+        }
         if !filter
             .finders
             .iter()

@@ -500,3 +500,62 @@ fn compaction_rewrites_small_blocks_without_changing_any_answer() {
     assert_eq!(report.replayed_entries, 0);
     assert_eq!(answers(&store), before);
 }
+
+#[test]
+fn a_key_lookup_finds_the_key_in_lines_metadata_escapes_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataLayout::new(dir.path());
+    let now = TimestampMs::now();
+    let rt = runtime();
+    let (store, _) = LogStore::open(&layout, LogsOptions::default()).unwrap();
+    let base = now.0 * NS - 60_000 * NS;
+    let run = "r-26dd11a11fc9";
+    let mut lines = Vec::new();
+    for i in 0..200i64 {
+        // Most lines belong to other runs; a few carry the run in their JSON, one escaped.
+        let line = match i {
+            10 | 150 => format!(r#"{{"run_id":"{run}","msg":"step {i}"}}"#),
+            77 => r#"{"run_id":"r-26dd11a11fc\u0039","msg":"escaped"}"#.to_owned(),
+            _ => format!(r#"{{"run_id":"r-{:012x}","msg":"step {i}"}}"#, i * 7919),
+        };
+        let mut entry = entry(base + i * 1000, &line);
+        if i == 120 {
+            // The run only in structured metadata.
+            entry.line = "no run in this line".to_owned();
+            entry.metadata = vec![("run_id".to_owned(), run.to_owned())];
+        }
+        lines.push(entry);
+    }
+    let labelled = vec![entry(base + 5_000, "a line of a stream labelled with the run")];
+    let batch = vec![
+        stream(&[("app", "jarvis")], lines),
+        stream(&[("app", "jarvis"), ("run_id", run)], labelled),
+    ];
+    rt.block_on(store.append(batch, now)).unwrap();
+    let query = Query {
+        matchers: vec![Matcher::equal("app", "jarvis")],
+        selection: Selection {
+            start_ns: 0,
+            end_ns: i64::MAX,
+            direction: Direction::Forward,
+            keys: vec![("run_id".to_owned(), run.to_owned())],
+            ..Selection::default()
+        },
+    };
+    let in_head = select(&store, &query);
+    rt.block_on(store.flush()).unwrap();
+    store.compact().unwrap();
+    let from_blocks = select(&store, &query);
+    let lines: Vec<&str> = from_blocks.iter().map(|(_, _, line)| line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "a line of a stream labelled with the run",
+            r#"{"run_id":"r-26dd11a11fc9","msg":"step 10"}"#,
+            r#"{"run_id":"r-26dd11a11fc\u0039","msg":"escaped"}"#,
+            "no run in this line",
+            r#"{"run_id":"r-26dd11a11fc9","msg":"step 150"}"#,
+        ]
+    );
+    assert_eq!(in_head, from_blocks, "the head and the blocks agree");
+}
