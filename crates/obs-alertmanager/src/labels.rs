@@ -5,12 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use obs_core::encoding::{FNV1A_64_OFFSET, fnv1a_64};
 use serde::{Deserialize, Serialize};
 
-/// FNV-1a 64 offset basis (prometheus/common `model/fnv.go`).
-const FNV_OFFSET_64: u64 = 14_695_981_039_346_656_037;
-/// FNV-1a 64 prime.
-const FNV_PRIME_64: u64 = 1_099_511_628_211;
 /// The byte between names and values in a fingerprint; it cannot occur in UTF-8.
 const SEPARATOR_BYTE: u8 = 0xff;
 
@@ -106,12 +103,12 @@ impl LabelSet {
 
     /// The fingerprint (see [`Fingerprint`]).
     pub fn fingerprint(&self) -> Fingerprint {
-        let mut hash = FNV_OFFSET_64;
+        let mut hash = FNV1A_64_OFFSET;
         for (name, value) in &self.0 {
-            hash = fnv1a_add(hash, name.as_bytes());
-            hash = fnv1a_add(hash, &[SEPARATOR_BYTE]);
-            hash = fnv1a_add(hash, value.as_bytes());
-            hash = fnv1a_add(hash, &[SEPARATOR_BYTE]);
+            hash = fnv1a_64(hash, name.as_bytes());
+            hash = fnv1a_64(hash, &[SEPARATOR_BYTE]);
+            hash = fnv1a_64(hash, value.as_bytes());
+            hash = fnv1a_64(hash, &[SEPARATOR_BYTE]);
         }
         Fingerprint(hash)
     }
@@ -157,14 +154,6 @@ impl FromIterator<(String, String)> for LabelSet {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> LabelSet {
         LabelSet(iter.into_iter().collect())
     }
-}
-
-fn fnv1a_add(mut hash: u64, bytes: &[u8]) -> u64 {
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(FNV_PRIME_64);
-    }
-    hash
 }
 
 /// Go's `strconv.Quote`: a double-quoted Go string literal with `\a \b \f \n \r \t \v \\ \"`

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod disk;
+pub mod encoding;
 pub mod error;
 pub mod files;
 pub mod goregex;

@@ -27,6 +27,7 @@
 
 use std::borrow::Cow;
 
+use obs_core::encoding::{FNV1A_64_OFFSET, VarintError, fnv1a_64, get_varint, put_varint, unzigzag, zigzag};
 use obs_core::time::Day;
 
 use crate::model::LogEntry;
@@ -146,22 +147,6 @@ fn find_stamp(line: &[u8], timestamp_ns: i64) -> Stamp {
         }
     }
     Stamp::None
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn zigzag(value: i64) -> u64 {
-    ((value << 1) ^ (value >> 63)) as u64
-}
-
-fn unzigzag(value: u64) -> i64 {
-    ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
 /// A block's summary, kept beside its bytes in the day index.
@@ -590,12 +575,8 @@ pub fn encode(entries: &[&LogEntry], keys: &[u64], level: i32) -> Encoded {
 /// The hash of a correlation key (`name`, `value`): 64-bit FNV-1a over the name, a zero byte
 /// and the value (stable across versions and processes: it is on disk).
 pub fn key_hash(name: &str, value: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes().chain([0]).chain(value.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    let hash = fnv1a_64(FNV1A_64_OFFSET, name.as_bytes());
+    fnv1a_64(fnv1a_64(hash, &[0]), value.as_bytes())
 }
 
 /// Probes per key in a block's key filter.
@@ -731,16 +712,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn varint(&mut self) -> Result<u64, BlockError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *self.bytes.get(self.at).ok_or(BlockError("truncated number"))?;
-            self.at += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(BlockError("number too long"))
+        get_varint(self.bytes, &mut self.at).map_err(|err| match err {
+            VarintError::Truncated => BlockError("truncated number"),
+            VarintError::TooLong => BlockError("number too long"),
+        })
     }
 
     fn length(&mut self) -> Result<usize, BlockError> {

@@ -14,6 +14,8 @@
 //! Stale markers and every other NaN keep their exact bits: values are compared and stored as
 //! bit patterns, never as floats.
 
+use obs_core::encoding::{self, VarintError, put_varint, unzigzag, zigzag};
+
 /// The NaN bit pattern Prometheus writes to mark a series stale.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
@@ -315,34 +317,19 @@ fn decimal_scale(samples: &[(i64, f64)]) -> Option<(u8, Vec<i64>)> {
     None
 }
 
-fn put_varint(buffer: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        buffer.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    buffer.push(value as u8);
-}
-
 fn put_signed(buffer: &mut Vec<u8>, value: i64) {
-    put_varint(buffer, ((value << 1) ^ (value >> 63)) as u64);
+    put_varint(buffer, zigzag(value));
 }
 
 fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, ChunkError> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes.get(*pos).ok_or(ChunkError("truncated varint"))?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(ChunkError("varint longer than 64 bits"))
+    encoding::get_varint(bytes, pos).map_err(|err| match err {
+        VarintError::Truncated => ChunkError("truncated varint"),
+        VarintError::TooLong => ChunkError("varint longer than 64 bits"),
+    })
 }
 
 fn get_signed(bytes: &[u8], pos: &mut usize) -> Result<i64, ChunkError> {
-    let raw = get_varint(bytes, pos)?;
-    Ok((raw >> 1) as i64 ^ -((raw & 1) as i64))
+    get_varint(bytes, pos).map(unzigzag)
 }
 
 /// Format [`FORMAT_DECIMAL`]: `u16` BE count, `u8` scale, then zigzag varints: the first
