@@ -26,6 +26,7 @@
 //! decompressed size is bounded before anything is allocated.
 
 use std::borrow::Cow;
+use std::io::Write as _;
 
 use obs_core::encoding::{FNV1A_64_OFFSET, VarintError, fnv1a_64, get_varint, put_varint, unzigzag, zigzag};
 use obs_core::time::Day;
@@ -1159,20 +1160,8 @@ impl Decoded {
             match byte {
                 NUMBER_MARKER if line.numbers_extracted => {
                     let value = self.numbers.get(number).copied().unwrap_or(0);
-                    let mut digits = [0u8; 20];
-                    let mut at = digits.len();
-                    let mut rest = value;
-                    loop {
-                        at -= 1;
-                        if let Some(slot) = digits.get_mut(at) {
-                            *slot = b'0' + (rest % 10) as u8;
-                        }
-                        rest /= 10;
-                        if rest == 0 || at == 0 {
-                            break;
-                        }
-                    }
-                    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+                    // Writing into a Vec cannot fail.
+                    let _ = write!(out, "{value}");
                     number += 1;
                 }
                 MARKER if line.stamp != Stamp::None => out.extend_from_slice(stamp),
